@@ -1,0 +1,43 @@
+"""One exception root, so callers can catch everything this package raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AggregatorError(Exception):
+    """Base of every error the aggregator raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One mistake in feeds.yaml, located so the user can go straight to it."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.key}: {self.message}"
+
+
+class ConfigError(AggregatorError, ValueError):
+    """feeds.yaml is missing, unreadable or invalid; carries every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class FetchError(AggregatorError):
+    """A feed could not be fetched (network, HTTP status, limits)."""
+
+
+class ParseError(AggregatorError):
+    """A fetched document is not a feed we can read."""
+
+
+class StorageError(AggregatorError):
+    """The database could not be opened or migrated."""

@@ -1,0 +1,247 @@
+"""Frozen records that the pipeline stages hand to each other.
+
+Every stage takes and returns these, never another stage's internals, so a
+stage can be tested with hand-made values and swapped without touching the
+others. All datetimes are timezone-aware UTC; the configured zone appears only
+when pages are rendered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """Bounds that keep one hostile server from stalling or bloating a poll."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    deadline: float = 30.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_decoded_bytes: int = 32 * 1024 * 1024
+    max_redirects: int = 5
+    concurrency: int = 16
+
+
+@dataclass(frozen=True)
+class Category:
+    """An output category: its display name and the URL-safe slug of its files."""
+
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    title: str
+    base_url: str
+    output_dir: Path
+    database_url: str
+    timezone: str
+    digest_time: time
+    interval: timedelta
+    max_entries: int
+    digest_per_category: int = 30
+    fetch: FetchLimits = field(default_factory=FetchLimits)
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """One entry of the `feeds:` list."""
+
+    url: str
+    name: str | None
+    categories: tuple[str, ...]
+    interval: timedelta
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: SiteSettings
+    feeds: tuple[FeedSource, ...]
+    categories: tuple[Category, ...]
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+@dataclass(frozen=True)
+class CacheValidators:
+    """What the last successful response said, replayed as a conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The outcome of one HTTP poll of one feed, successful or not."""
+
+    url: str
+    final_url: str
+    fetched_at: datetime
+    duration: float
+    status: int | None
+    headers: Mapping[str, str]
+    body: bytes | None
+    wire_bytes: int
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.error is None and self.status == 304
+
+    @property
+    def validators(self) -> CacheValidators:
+        return CacheValidators(self.headers.get("etag"), self.headers.get("last-modified"))
+
+
+# --------------------------------------------------------------------------- parse
+
+
+@dataclass(frozen=True)
+class Enclosure:
+    url: str
+    type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """An entry as the document states it, before any cleaning.
+
+    HTML is untouched and URLs may be relative to `base`; `clean` turns this
+    into an `EntryData`.
+    """
+
+    guid: str | None
+    title: str | None
+    link: str | None
+    base: str | None
+    author: str | None
+    published: datetime | None
+    updated: datetime | None
+    summary_html: str | None
+    content_html: str | None
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    media_thumbnails: tuple[str, ...] = ()
+    media_images: tuple[str, ...] = ()
+    itunes_image: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A feed document read into plain values."""
+
+    format: str
+    title: str | None
+    link: str | None
+    entries: tuple[RawEntry, ...]
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryData:
+    """One entry normalised: sanitised HTML, absolute URLs, aware UTC dates."""
+
+    entry_id: str
+    title: str
+    link: str | None
+    author: str | None
+    published: datetime
+    updated: datetime | None
+    summary: str | None
+    content: str | None
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+    thumbnail: str | None = None
+    published_known: bool = True
+
+
+# --------------------------------------------------------------------------- store / publish
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a story came from, as shown next to it in outputs."""
+
+    feed_url: str
+    name: str
+    site_link: str | None = None
+
+
+@dataclass(frozen=True)
+class StoryView:
+    """A deduplicated story as the publishers see it."""
+
+    uid: str
+    title: str
+    link: str | None
+    author: str | None
+    published: datetime
+    updated: datetime | None
+    first_seen: datetime
+    summary: str | None
+    content: str | None
+    thumbnail: str | None
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    enclosures: tuple[Enclosure, ...]
+    sources: tuple[SourceRef, ...]
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    """One source's state as the digest and `status` report it."""
+
+    url: str
+    name: str
+    state: str
+    last_poll: datetime | None
+    http_status: int | None
+    last_error: str | None
+    entries: int
+    next_check: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """One category of one digest day: its newest stories and how many in all."""
+
+    category: Category
+    stories: tuple[StoryView, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class DigestDay:
+    """Everything first seen on one local calendar day, grouped by category."""
+
+    day: str  # YYYY-MM-DD in the configured time zone
+    sections: tuple[DigestSection, ...]
+    previous_day: str | None
+    next_day: str | None
+    is_today: bool
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """Which published files changed; unchanged files are not rewritten."""
+
+    written: tuple[Path, ...] = ()
+    unchanged: tuple[Path, ...] = ()
+
+    def __add__(self, other: WriteReport) -> WriteReport:
+        return WriteReport(self.written + other.written, self.unchanged + other.unchanged)
