@@ -48,6 +48,7 @@ class SiteSettings:
     interval: timedelta
     max_entries: int
     digest_per_category: int = 30
+    language: str = "en"
     fetch: FetchLimits = field(default_factory=FetchLimits)
 
 
