@@ -246,3 +246,130 @@ class WriteReport:
 
     def __add__(self, other: WriteReport) -> WriteReport:
         return WriteReport(self.written + other.written, self.unchanged + other.unchanged)
+
+
+# --------------------------------------------------------------------------- decide / store
+
+
+@dataclass(frozen=True)
+class StoryFields:
+    """What a story shows, merged from all of its sources."""
+
+    title: str
+    link: str | None
+    author: str | None
+    summary: str | None
+    content: str | None
+    thumbnail: str | None
+    published: datetime
+    updated: datetime | None
+    tags: tuple[str, ...] = ()
+    enclosures: tuple[Enclosure, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredSource:
+    """One feed's claim on a story, as the database holds it."""
+
+    source_id: int
+    feed_id: int
+    entry_id: str
+    story_id: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredStory:
+    story_id: int
+    primary_feed_id: int
+    fields: StoryFields
+
+
+@dataclass(frozen=True)
+class FeedContext:
+    """The slice of the database that deciding one parsed feed needs."""
+
+    feed_id: int
+    feed_url: str
+    sources_by_entry_id: Mapping[str, StoredSource]
+    story_by_link: Mapping[str, int]
+    own_source_by_story: Mapping[int, StoredSource]
+    stories: Mapping[int, StoredStory]
+
+
+@dataclass(frozen=True)
+class NewStory:
+    """Store a story never seen before, with this feed as its first source."""
+
+    entry_id: str
+    entry_hash: str
+    link_key: str | None
+    uid: str
+    fields: StoryFields
+
+
+@dataclass(frozen=True)
+class AddSource:
+    """Another feed carries a known story: remember it; `fields` fills gaps (None: no change)."""
+
+    story_id: int
+    entry_id: str
+    entry_hash: str
+    fields: StoryFields | None
+
+
+@dataclass(frozen=True)
+class UpdateSource:
+    """A known entry of this feed changed (content, or only its id); update in place."""
+
+    source_id: int
+    story_id: int
+    entry_id: str
+    entry_hash: str
+    fields: StoryFields | None
+
+
+@dataclass(frozen=True)
+class FeedIntents:
+    new: tuple[NewStory, ...] = ()
+    added: tuple[AddSource, ...] = ()
+    updated: tuple[UpdateSource, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new or self.added or self.updated)
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the database remembers about a source between polls."""
+
+    feed_id: int
+    url: str
+    name: str | None
+    title: str | None
+    validators: CacheValidators
+    body_hash: str | None
+    last_poll: datetime | None
+    next_check: datetime | None
+    state: str
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """One poll of one feed as recorded in its history and shown by `status`."""
+
+    started_at: datetime
+    duration: float
+    http_status: int | None
+    wire_bytes: int
+    error: str | None = None
+    warning: str | None = None
+    new: int = 0
+    updated: int = 0
+    not_modified: bool = False
+
+    @property
+    def state(self) -> str:
+        return "error" if self.error else "ok"

@@ -1,0 +1,160 @@
+"""What to do with a freshly parsed feed, given what is already stored.
+
+Pure: gets the stored slice (`FeedContext`), the entries and `now`, and returns
+intents that storage writes as they are. The dedup rules:
+
+1. Within a feed an entry is known by its id (the same id in two feeds is two
+   entries, which may still be one story by rule 2).
+2. Across feeds the same canonical link is the same story: a second source is
+   attached to it, never a second copy.
+3. A feed that changes an entry's id but keeps its link re-keys the stored
+   entry instead of adding one.
+4. A link that appears on several entries of one document (a feed linking
+   every item to its home page) identifies none of them.
+5. The feed that first brought a story owns its fields; other sources only fill
+   fields it lacks, so the result does not depend on fetch order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+from aggregator.identity import canonical_link, content_hash, story_uid
+from aggregator.models import (
+    AddSource,
+    EntryData,
+    FeedContext,
+    FeedIntents,
+    NewStory,
+    StoredStory,
+    StoryFields,
+    UpdateSource,
+)
+
+
+def unique_entries(entries: Sequence[EntryData]) -> list[EntryData]:
+    """First occurrence of each entry id; feeds do repeat items."""
+    seen: set[str] = set()
+    result = []
+    for entry in entries:
+        if entry.entry_id not in seen:
+            seen.add(entry.entry_id)
+            result.append(entry)
+    return result
+
+
+def identifying_links(entries: Sequence[EntryData]) -> dict[str, str]:
+    """entry id → canonical link, for links that name exactly one entry of the document."""
+    keys = {e.entry_id: canonical_link(e.link) for e in entries}
+    counts = Counter(k for k in keys.values() if k)
+    return {entry_id: key for entry_id, key in keys.items() if key and counts[key] == 1}
+
+
+def fields_from_entry(entry: EntryData) -> StoryFields:
+    return StoryFields(
+        title=entry.title,
+        link=entry.link,
+        author=entry.author,
+        summary=entry.summary,
+        content=entry.content,
+        thumbnail=entry.thumbnail,
+        published=entry.published,
+        updated=entry.updated,
+        tags=entry.tags,
+        enclosures=entry.enclosures,
+    )
+
+
+def _union(first: tuple[object, ...], second: tuple[object, ...]) -> tuple[object, ...]:
+    return first + tuple(item for item in second if item not in first)
+
+
+def merge_fields(
+    current: StoryFields, entry: EntryData, *, owner: bool, changed: bool, now: datetime
+) -> StoryFields:
+    """The story's fields after `entry` (from one of its sources) is taken into account.
+
+    The owner's non-empty values win; any source fills what is still empty.
+    Tags and enclosures are the union of all sources'.
+    """
+    incoming = fields_from_entry(entry)
+    preferred, fallback = (incoming, current) if owner else (current, incoming)
+    merged = StoryFields(
+        title=preferred.title or fallback.title,
+        link=preferred.link or fallback.link,
+        author=preferred.author or fallback.author,
+        summary=preferred.summary or fallback.summary,
+        content=preferred.content or fallback.content,
+        thumbnail=preferred.thumbnail or fallback.thumbnail,
+        published=current.published if not (owner and entry.published_known) else entry.published,
+        updated=current.updated,
+        tags=_union(preferred.tags, fallback.tags),  # type: ignore[arg-type]
+        enclosures=_union(preferred.enclosures, fallback.enclosures),  # type: ignore[arg-type]
+    )
+    if owner and changed:
+        merged = dataclasses.replace(merged, updated=entry.updated or now)
+    return merged
+
+
+def _changed_fields(story: StoredStory, merged: StoryFields) -> StoryFields | None:
+    return None if merged == story.fields else merged
+
+
+def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetime) -> FeedIntents:
+    """Sort a document's entries into new stories, new sources, updates and unchanged."""
+    entries = unique_entries(entries)
+    link_keys = identifying_links(entries)
+    new: list[NewStory] = []
+    added: list[AddSource] = []
+    updated: list[UpdateSource] = []
+    unchanged = 0
+    claimed_stories: set[int] = set()
+
+    for entry in entries:
+        entry_hash = content_hash(entry)
+        link_key = link_keys.get(entry.entry_id)
+        source = context.sources_by_entry_id.get(entry.entry_id)
+        story_id = context.story_by_link.get(link_key) if link_key else None
+
+        if source is None and story_id is not None:
+            source = context.own_source_by_story.get(story_id)
+            if source is not None and source.story_id in claimed_stories:
+                source = None  # that stored entry is already matched by its own id
+
+        if source is not None:
+            claimed_stories.add(source.story_id)
+            rekeyed = source.entry_id != entry.entry_id
+            changed = source.content_hash != entry_hash
+            if not (rekeyed or changed):
+                unchanged += 1
+                continue
+            story = context.stories[source.story_id]
+            fields = None
+            if changed:
+                owner = story.primary_feed_id == context.feed_id
+                merged = merge_fields(story.fields, entry, owner=owner, changed=True, now=now)
+                fields = _changed_fields(story, merged)
+            updated.append(
+                UpdateSource(source.source_id, source.story_id, entry.entry_id, entry_hash, fields)
+            )
+        elif story_id is not None:
+            claimed_stories.add(story_id)
+            story = context.stories[story_id]
+            merged = merge_fields(story.fields, entry, owner=False, changed=False, now=now)
+            added.append(
+                AddSource(story_id, entry.entry_id, entry_hash, _changed_fields(story, merged))
+            )
+        else:
+            new.append(
+                NewStory(
+                    entry_id=entry.entry_id,
+                    entry_hash=entry_hash,
+                    link_key=link_key,
+                    uid=story_uid(link_key, context.feed_url, entry.entry_id),
+                    fields=fields_from_entry(entry),
+                )
+            )
+    return FeedIntents(tuple(new), tuple(added), tuple(updated), unchanged)

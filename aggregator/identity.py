@@ -1,0 +1,108 @@
+"""How entries are recognised: canonical links, story ids and content hashes.
+
+Every rule that decides "is this the same story?" or "did this entry change?"
+lives here, so dedup behaviour can be read and tested in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from aggregator.models import EntryData
+
+#: Query parameters that only say where a click came from, never which page it is.
+TRACKING_PARAMETERS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_hsenc",
+        "_hsmi",
+        "spm_id_from",
+    }
+)
+TRACKING_PREFIXES = ("utm_",)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_STORY_NAMESPACE = uuid.UUID("5b7c7d2e-3f0a-4b8e-9d1c-6a2f4e8b1c3d")
+
+
+def _is_tracking(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TRACKING_PARAMETERS or lowered.startswith(TRACKING_PREFIXES)
+
+
+def canonical_link(url: str | None) -> str | None:
+    """The form of a link under which cross-posts of one story compare equal.
+
+    Scheme and host are lower-cased, the default port and the fragment dropped,
+    and click-tracking parameters removed; the path and the remaining query are
+    kept as they are, because servers may treat their case and order as meaningful.
+    """
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    query_pairs = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
+    ]
+    query = urlencode(query_pairs, doseq=True) if query_pairs else ""
+    return urlunsplit((scheme, host, parts.path or "/", query, ""))
+
+
+def story_uid(link_key: str | None, feed_url: str, entry_id: str) -> str:
+    """A permanent id for a story as published in our own outputs.
+
+    Stories keyed by link get an id derived from the canonical link, so whichever
+    source is fetched first the id is the same; others derive it from their
+    source feed and entry id.
+    """
+    name = f"link:{link_key}" if link_key else f"entry:{feed_url}\n{entry_id}"
+    return f"urn:uuid:{uuid.uuid5(_STORY_NAMESPACE, name)}"
+
+
+def content_hash(entry: EntryData) -> str:
+    """A fingerprint of what a reader sees of an entry.
+
+    Dates are left out on purpose: some feeds stamp every entry with the fetch
+    time, and a changed date alone should not count as an edit.
+    """
+    digest = hashlib.sha1(usedforsecurity=False)
+    for value in (
+        entry.title,
+        entry.link or "",
+        entry.author or "",
+        entry.summary or "",
+        entry.content or "",
+        entry.thumbnail or "",
+        "\x1e".join(entry.tags),
+        "\x1e".join(f"{e.url}\x1d{e.type}\x1d{e.length}" for e in entry.enclosures),
+    ):
+        digest.update(value.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def body_hash(body: bytes) -> str:
+    """Fingerprint of a fetched document, to skip parsing bytes seen last time."""
+    return hashlib.sha1(body, usedforsecurity=False).hexdigest()

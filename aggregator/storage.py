@@ -1,0 +1,705 @@
+"""The database: schema, queries and migrations (the only SQLAlchemy importer).
+
+Everything here runs on SQLite and PostgreSQL alike: portable column types,
+no dialect-only SQL, datetimes stored as naive UTC and handed out aware.
+Writes for one feed happen in one transaction, so a crash leaves either the
+whole poll or none of it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from aggregator.errors import StorageError
+from aggregator.models import (
+    CacheValidators,
+    Enclosure,
+    FeedContext,
+    FeedHealth,
+    FeedIntents,
+    FeedSource,
+    FeedState,
+    PollOutcome,
+    SourceRef,
+    StoredSource,
+    StoredStory,
+    StoryFields,
+    StoryView,
+)
+
+#: The newest migration; kept in step with aggregator/migrations/versions.
+SCHEMA_REVISION = "0001"
+POLL_HISTORY_DAYS = 30
+_CHUNK = 500
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in Python, naive UTC in the database, identical on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class FeedRow(Base):
+    __tablename__ = "feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    site_link: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=1800)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    last_poll: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_check: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_warning: Mapped[str | None] = mapped_column(Text)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FeedCategoryRow(Base):
+    __tablename__ = "feed_categories"
+
+    feed_id: Mapped[int] = mapped_column(
+        ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class StoryRow(Base):
+    __tablename__ = "stories"
+    __table_args__ = (Index("ix_stories_published", "published", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    link_key: Mapped[str | None] = mapped_column(Text, unique=True)
+    primary_feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[str | None] = mapped_column(Text)
+    thumbnail: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enclosures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class SourceRow(Base):
+    """One feed's entry; several may point at one story (cross-posts)."""
+
+    __tablename__ = "entry_sources"
+    __table_args__ = (UniqueConstraint("feed_id", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PollRow(Base):
+    __tablename__ = "polls"
+    __table_args__ = (Index("ix_polls_feed_started", "feed_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration: Mapped[float] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    wire_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    warning: Mapped[str | None] = mapped_column(Text)
+    new_entries: Mapped[int] = mapped_column(Integer, default=0)
+    updated_entries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _create_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _enable_sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision with Alembic (imported only when needed)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_storage(url: str) -> Storage:
+    """Open (creating and migrating as needed) the database at an SQLAlchemy URL."""
+    try:
+        engine = _create_engine(url)
+        if _current_revision(engine) != SCHEMA_REVISION:
+            migrate(engine)
+    except SQLAlchemyError as e:
+        raise StorageError(f"cannot open database {make_url(url)!r}: {e}") from e
+    return Storage(engine)
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _enclosures_to_json(enclosures: Iterable[Enclosure]) -> list[dict[str, Any]]:
+    return [asdict(e) for e in enclosures]
+
+
+def _enclosures_from_json(data: list[dict[str, Any]] | None) -> tuple[Enclosure, ...]:
+    return tuple(Enclosure(d["url"], d.get("type"), d.get("length")) for d in data or ())
+
+
+def _fields_to_columns(fields: StoryFields) -> dict[str, Any]:
+    return {
+        "title": fields.title,
+        "link": fields.link,
+        "author": fields.author,
+        "summary": fields.summary,
+        "content": fields.content,
+        "thumbnail": fields.thumbnail,
+        "published": fields.published,
+        "updated": fields.updated,
+        "tags": list(fields.tags),
+        "enclosures": _enclosures_to_json(fields.enclosures),
+    }
+
+
+def _fields_of(row: StoryRow) -> StoryFields:
+    return StoryFields(
+        title=row.title,
+        link=row.link,
+        author=row.author,
+        summary=row.summary,
+        content=row.content,
+        thumbnail=row.thumbnail,
+        published=row.published,
+        updated=row.updated,
+        tags=tuple(row.tags or ()),
+        enclosures=_enclosures_from_json(row.enclosures),
+    )
+
+
+def _feed_state(row: FeedRow) -> FeedState:
+    return FeedState(
+        feed_id=row.id,
+        url=row.url,
+        name=row.name,
+        title=row.title,
+        validators=CacheValidators(row.etag, row.last_modified),
+        body_hash=row.body_hash,
+        last_poll=row.last_poll,
+        next_check=row.next_check,
+        state=row.state,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------- the facade
+
+
+class Storage:
+    """All reads and writes the rest of the program makes, as plain records."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- feeds ------------------------------------------------------------
+
+    def sync_feeds(self, sources: Sequence[FeedSource], now: datetime) -> dict[str, FeedState]:
+        """Make the feeds table match the config; feeds no longer listed become inactive."""
+        with self._sessions.begin() as session:
+            rows = {row.url: row for row in session.scalars(select(FeedRow))}
+            wanted = {source.url for source in sources}
+            for row in rows.values():
+                if row.url not in wanted:
+                    row.active = False
+            for position, source in enumerate(sources):
+                row = rows.get(source.url)
+                if row is None:
+                    row = FeedRow(url=source.url, state="new", next_check=now)
+                    session.add(row)
+                    rows[source.url] = row
+                row.name = source.name
+                row.active = True
+                row.position = position
+                row.interval_seconds = int(source.interval.total_seconds())
+            session.flush()
+            session.execute(delete(FeedCategoryRow))
+            links = [
+                {"feed_id": rows[s.url].id, "category": c}
+                for s in sources
+                for c in dict.fromkeys(s.categories)
+            ]
+            if links:
+                session.execute(insert(FeedCategoryRow), links)
+            return {s.url: _feed_state(rows[s.url]) for s in sources}
+
+    def feed_states(self) -> dict[str, FeedState]:
+        with self._sessions() as session:
+            rows = session.scalars(select(FeedRow).where(FeedRow.active))
+            return {row.url: _feed_state(row) for row in rows}
+
+    def due_feeds(self, now: datetime) -> list[str]:
+        """URLs of active feeds whose next check has come (the database says what is due)."""
+        with self._sessions() as session:
+            query = (
+                select(FeedRow.url)
+                .where(FeedRow.active)
+                .where((FeedRow.next_check.is_(None)) | (FeedRow.next_check <= now))
+                .order_by(FeedRow.next_check, FeedRow.position)
+            )
+            return list(session.scalars(query))
+
+    def next_due_time(self) -> datetime | None:
+        with self._sessions() as session:
+            return session.scalar(select(func.min(FeedRow.next_check)).where(FeedRow.active))
+
+    # ---- ingest -------------------------------------------------------------
+
+    def load_context(
+        self, feed_id: int, feed_url: str, entry_ids: Sequence[str], link_keys: Sequence[str]
+    ) -> FeedContext:
+        """Read what deciding a document needs: its known entries and stories sharing links."""
+        with self._sessions() as session:
+            sources: dict[str, StoredSource] = {}
+            for chunk in _chunks(list(entry_ids)):
+                for row in session.scalars(
+                    select(SourceRow).where(
+                        SourceRow.feed_id == feed_id, SourceRow.entry_id.in_(chunk)
+                    )
+                ):
+                    sources[row.entry_id] = _stored_source(row)
+            story_by_link: dict[str, int] = {}
+            for chunk in _chunks(list(link_keys)):
+                for story_id, key in session.execute(
+                    select(StoryRow.id, StoryRow.link_key).where(StoryRow.link_key.in_(chunk))
+                ):
+                    story_by_link[key] = story_id
+            own: dict[int, StoredSource] = {}
+            for chunk in _chunks(list(story_by_link.values())):
+                for row in session.scalars(
+                    select(SourceRow).where(
+                        SourceRow.feed_id == feed_id, SourceRow.story_id.in_(chunk)
+                    )
+                ):
+                    own.setdefault(row.story_id, _stored_source(row))
+            story_ids = {s.story_id for s in sources.values()} | set(story_by_link.values())
+            stories: dict[int, StoredStory] = {}
+            for chunk in _chunks(sorted(story_ids)):
+                for row in session.scalars(select(StoryRow).where(StoryRow.id.in_(chunk))):
+                    stories[row.id] = StoredStory(row.id, row.primary_feed_id, _fields_of(row))
+            return FeedContext(feed_id, feed_url, sources, story_by_link, own, stories)
+
+    def apply(
+        self,
+        feed_id: int,
+        intents: FeedIntents,
+        outcome: PollOutcome,
+        *,
+        next_check: datetime,
+        validators: CacheValidators | None = None,
+        body_hash: str | None = None,
+        title: str | None = None,
+        site_link: str | None = None,
+    ) -> set[int]:
+        """Write one poll's intents and outcome in a single transaction.
+
+        Returns the ids of stories whose published form changed.
+        """
+        now = outcome.started_at
+        touched: set[int] = set()
+        with self._sessions.begin() as session:
+            if intents.new:
+                rows = [
+                    {
+                        "uid": s.uid,
+                        "link_key": s.link_key,
+                        "primary_feed_id": feed_id,
+                        "first_seen": now,
+                        **_fields_to_columns(s.fields),
+                    }
+                    for s in intents.new
+                ]
+                ids = session.scalars(
+                    insert(StoryRow).returning(StoryRow.id, sort_by_parameter_order=True), rows
+                ).all()
+                session.execute(
+                    insert(SourceRow),
+                    [
+                        {
+                            "feed_id": feed_id,
+                            "story_id": story_id,
+                            "entry_id": s.entry_id,
+                            "content_hash": s.entry_hash,
+                            "first_seen": now,
+                        }
+                        for story_id, s in zip(ids, intents.new, strict=True)
+                    ],
+                )
+                touched.update(ids)
+            if intents.added:
+                session.execute(
+                    insert(SourceRow),
+                    [
+                        {
+                            "feed_id": feed_id,
+                            "story_id": a.story_id,
+                            "entry_id": a.entry_id,
+                            "content_hash": a.entry_hash,
+                            "first_seen": now,
+                        }
+                        for a in intents.added
+                    ],
+                )
+                touched.update(a.story_id for a in intents.added)
+            for u in intents.updated:
+                session.execute(
+                    update(SourceRow)
+                    .where(SourceRow.id == u.source_id)
+                    .values(entry_id=u.entry_id, content_hash=u.entry_hash)
+                )
+            changed_fields = [(a.story_id, a.fields) for a in intents.added if a.fields] + [
+                (u.story_id, u.fields) for u in intents.updated if u.fields
+            ]
+            for story_id, fields in changed_fields:
+                session.execute(
+                    update(StoryRow)
+                    .where(StoryRow.id == story_id)
+                    .values(**_fields_to_columns(fields))
+                )
+                touched.add(story_id)
+            self._record_poll(
+                session,
+                feed_id,
+                outcome,
+                next_check=next_check,
+                validators=validators,
+                body_hash=body_hash,
+                title=title,
+                site_link=site_link,
+            )
+        return touched
+
+    def record_poll(
+        self,
+        feed_id: int,
+        outcome: PollOutcome,
+        *,
+        next_check: datetime,
+        validators: CacheValidators | None = None,
+        body_hash: str | None = None,
+    ) -> None:
+        """Record a poll that stored nothing (an error, a 304, an unchanged body)."""
+        with self._sessions.begin() as session:
+            self._record_poll(
+                session,
+                feed_id,
+                outcome,
+                next_check=next_check,
+                validators=validators,
+                body_hash=body_hash,
+            )
+
+    def _record_poll(
+        self,
+        session: Session,
+        feed_id: int,
+        outcome: PollOutcome,
+        *,
+        next_check: datetime,
+        validators: CacheValidators | None,
+        body_hash: str | None,
+        title: str | None = None,
+        site_link: str | None = None,
+    ) -> None:
+        session.execute(
+            insert(PollRow).values(
+                feed_id=feed_id,
+                started_at=outcome.started_at,
+                duration=outcome.duration,
+                http_status=outcome.http_status,
+                wire_bytes=outcome.wire_bytes,
+                error=outcome.error,
+                warning=outcome.warning,
+                new_entries=outcome.new,
+                updated_entries=outcome.updated,
+            )
+        )
+        values: dict[str, Any] = {
+            "last_poll": outcome.started_at,
+            "http_status": outcome.http_status,
+            "last_error": outcome.error,
+            "state": outcome.state,
+            "next_check": next_check,
+        }
+        if outcome.error:
+            values["error_count"] = FeedRow.error_count + 1
+        else:
+            values["error_count"] = 0
+            values["last_success"] = outcome.started_at
+            values["last_warning"] = outcome.warning
+            if validators is not None:
+                if validators.etag is not None or not outcome.not_modified:
+                    values["etag"] = validators.etag
+                if validators.last_modified is not None or not outcome.not_modified:
+                    values["last_modified"] = validators.last_modified
+            if body_hash is not None:
+                values["body_hash"] = body_hash
+            if title:
+                values["title"] = title
+            if site_link:
+                values["site_link"] = site_link
+        session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
+
+    def prune_polls(self, now: datetime) -> None:
+        """Poll history is for diagnosis; a month of it is plenty."""
+        cutoff = now - timedelta(days=POLL_HISTORY_DAYS)
+        with self._sessions.begin() as session:
+            session.execute(delete(PollRow).where(PollRow.started_at < cutoff))
+
+    # ---- reading for publishing ---------------------------------------------
+
+    def _active_story_ids(self, category: str | None) -> Any:
+        query = (
+            select(SourceRow.story_id)
+            .join(FeedRow, FeedRow.id == SourceRow.feed_id)
+            .where(FeedRow.active)
+        )
+        if category is not None:
+            query = query.join(FeedCategoryRow, FeedCategoryRow.feed_id == FeedRow.id).where(
+                FeedCategoryRow.category == category
+            )
+        return query
+
+    def newest_stories(self, category: str | None, limit: int) -> list[StoryView]:
+        """The newest stories of a category (None: of every active feed), newest first."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(StoryRow)
+                .where(StoryRow.id.in_(self._active_story_ids(category)))
+                .order_by(StoryRow.published.desc(), StoryRow.id.desc())
+                .limit(limit)
+            ).all()
+            return self._views(session, rows)
+
+    def stories_first_seen(self, start: datetime, end: datetime) -> list[StoryView]:
+        """Stories of active feeds first seen in [start, end), newest first."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(StoryRow)
+                .where(StoryRow.first_seen >= start, StoryRow.first_seen < end)
+                .where(StoryRow.id.in_(self._active_story_ids(None)))
+                .order_by(StoryRow.published.desc(), StoryRow.id.desc())
+            ).all()
+            return self._views(session, rows)
+
+    def first_seen_times(self, story_ids: Iterable[int] | None = None) -> list[datetime]:
+        """First-seen times of stories (all, or the given ones), for finding digest days."""
+        with self._sessions() as session:
+            if story_ids is None:
+                return list(session.scalars(select(StoryRow.first_seen)))
+            result: list[datetime] = []
+            for chunk in _chunks(sorted(story_ids)):
+                result.extend(
+                    session.scalars(select(StoryRow.first_seen).where(StoryRow.id.in_(chunk)))
+                )
+            return result
+
+    def categories_of(self, story_ids: Iterable[int]) -> set[str]:
+        """The output categories the given stories appear in."""
+        with self._sessions() as session:
+            found: set[str] = set()
+            for chunk in _chunks(sorted(story_ids)):
+                found.update(
+                    session.scalars(
+                        select(FeedCategoryRow.category)
+                        .join(SourceRow, SourceRow.feed_id == FeedCategoryRow.feed_id)
+                        .where(SourceRow.story_id.in_(chunk))
+                        .distinct()
+                    )
+                )
+            return found
+
+    def _views(self, session: Session, rows: Sequence[StoryRow]) -> list[StoryView]:
+        ids = [row.id for row in rows]
+        sources: dict[int, list[tuple[int, SourceRef]]] = defaultdict(list)
+        categories: dict[int, list[str]] = defaultdict(list)
+        for chunk in _chunks(ids):
+            query = (
+                select(SourceRow.story_id, FeedRow)
+                .join(FeedRow, FeedRow.id == SourceRow.feed_id)
+                .where(SourceRow.story_id.in_(chunk), FeedRow.active)
+                .order_by(SourceRow.first_seen, SourceRow.id)
+            )
+            for story_id, feed in session.execute(query):
+                ref = SourceRef(feed.url, feed.name or feed.title or feed.url, feed.site_link)
+                sources[story_id].append((feed.id, ref))
+            category_query = (
+                select(SourceRow.story_id, FeedCategoryRow.category, FeedRow.position)
+                .join(FeedCategoryRow, FeedCategoryRow.feed_id == SourceRow.feed_id)
+                .join(FeedRow, FeedRow.id == SourceRow.feed_id)
+                .where(SourceRow.story_id.in_(chunk), FeedRow.active)
+                .order_by(FeedRow.position)
+            )
+            for story_id, category, _position in session.execute(category_query):
+                if category not in categories[story_id]:
+                    categories[story_id].append(category)
+        views = []
+        for row in rows:
+            ordered = sorted(sources[row.id], key=lambda item: item[0] != row.primary_feed_id)
+            views.append(
+                StoryView(
+                    uid=row.uid,
+                    title=row.title,
+                    link=row.link,
+                    author=row.author,
+                    published=row.published,
+                    updated=row.updated,
+                    first_seen=row.first_seen,
+                    summary=row.summary,
+                    content=row.content,
+                    thumbnail=row.thumbnail,
+                    tags=tuple(row.tags or ()),
+                    categories=tuple(categories[row.id]),
+                    enclosures=_enclosures_from_json(row.enclosures),
+                    sources=tuple(ref for _, ref in ordered),
+                )
+            )
+        return views
+
+    # ---- status -------------------------------------------------------------
+
+    def health(self) -> list[FeedHealth]:
+        """Every active feed's last poll and entry count, in config order."""
+        with self._sessions() as session:
+            counts: dict[int, int] = {
+                feed_id: count
+                for feed_id, count in session.execute(
+                    select(SourceRow.feed_id, func.count()).group_by(SourceRow.feed_id)
+                )
+            }
+            rows = session.scalars(
+                select(FeedRow).where(FeedRow.active).order_by(FeedRow.position)
+            ).all()
+            return [
+                FeedHealth(
+                    url=row.url,
+                    name=row.name or row.title or row.url,
+                    state=row.state,
+                    last_poll=row.last_poll,
+                    http_status=row.http_status,
+                    last_error=row.last_error,
+                    entries=counts.get(row.id, 0),
+                    next_check=row.next_check,
+                )
+                for row in rows
+            ]
+
+    def count_stories(self) -> int:
+        with self._sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(StoryRow)
+                    .where(StoryRow.id.in_(self._active_story_ids(None)))
+                )
+                or 0
+            )
+
+
+def _stored_source(row: SourceRow) -> StoredSource:
+    return StoredSource(row.id, row.feed_id, row.entry_id, row.story_id, row.content_hash)
