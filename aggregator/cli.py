@@ -1,0 +1,283 @@
+"""The `aggregator` command: thin wrappers over `core.Aggregator`.
+
+Exit codes scripts can rely on: 0 everything succeeded; 1 some feeds failed
+(the rest were stored and published); 2 invalid config or usage; 3 the
+database or the output folder could not be used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aggregator import __version__
+from aggregator.core import Aggregator, FeedResult, UpdateReport, make_aggregator
+from aggregator.errors import AggregatorError, ConfigError
+from aggregator.models import FeedHealth, WriteReport
+
+EXIT_OK, EXIT_FEEDS_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class CliState:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+
+
+@contextmanager
+def opened(state: CliState) -> Iterator[Aggregator]:
+    """Open the aggregator, turning config and storage problems into exit codes."""
+    try:
+        aggregator = make_aggregator(state.config_path)
+    except ConfigError as e:
+        err.print(f"[bold red]Invalid configuration[/] ({len(e.problems)} problem(s)):")
+        for problem in e.problems:
+            err.print(f"  {problem}", markup=False)
+        err.print("Nothing was run.")
+        sys.exit(EXIT_USAGE)
+    except AggregatorError as e:
+        err.print(f"[bold red]Error:[/] {e}", markup=True)
+        sys.exit(EXIT_FATAL)
+    try:
+        yield aggregator
+    except OSError as e:
+        err.print(f"[bold red]Error:[/] {e}")
+        sys.exit(EXIT_FATAL)
+    finally:
+        aggregator.close()
+
+
+def _default_config() -> str:
+    return os.environ.get("AGGREGATOR_CONFIG", "feeds.yaml")
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example:\n\n\b\n  aggregator --config feeds.yaml update\n  aggregator status --json",
+)
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=_default_config,
+    show_default="./feeds.yaml or $AGGREGATOR_CONFIG",
+    help="The feeds.yaml to use.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+@click.version_option(__version__, prog_name="aggregator")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path, verbose: bool) -> None:
+    """Poll the feeds of feeds.yaml, deduplicate their entries and publish
+    merged per-category feeds (Atom, RSS, JSON Feed) and a daily digest page."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = CliState(config_path)
+
+
+# ------------------------------------------------------------------------- update
+
+
+def _result_text(result: FeedResult) -> str:
+    outcome = result.outcome
+    if outcome.error:
+        return "error"
+    if outcome.not_modified:
+        return "not modified"
+    return "ok"
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Any]:
+    """A progress bar on a terminal; nothing when output goes to a file or pipe."""
+    if not err.is_terminal or total == 0:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]Polling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        transient=True,
+    ) as progress:
+        yield progress
+
+
+def _print_update_summary(report: UpdateReport, output_dir: Path) -> None:
+    table = Table(title="Poll results", show_lines=False, expand=False)
+    for column in ("feed", "result", "new", "updated", "HTTP", "time", "error / warning"):
+        table.add_column(column, overflow="fold")
+    for r in sorted(report.results, key=lambda r: (r.ok, r.name.lower())):
+        o = r.outcome
+        style = "red" if o.error else ("yellow" if o.warning else "")
+        table.add_row(
+            r.name,
+            _result_text(r),
+            str(o.new),
+            str(o.updated),
+            str(o.http_status or "-"),
+            f"{o.duration:.1f}s",
+            o.error or o.warning or "",
+            style=style,
+        )
+    out.print(table)
+    new = sum(r.outcome.new for r in report.results)
+    updated = sum(r.outcome.updated for r in report.results)
+    failed = len(report.failed)
+    out.print(
+        f"{len(report.results)} feeds: {len(report.results) - failed} ok, {failed} failed; "
+        f"{new} new and {updated} updated entries; "
+        f"{len(report.published.written)} output files written, "
+        f"{len(report.published.unchanged)} unchanged.",
+        markup=False,
+    )
+    out.print(f"Digest: {output_dir / 'index.html'}", markup=False)
+
+
+@main.command(epilog="Example:\n\n\b\n  aggregator --config feeds.yaml update")
+@click.pass_obj
+def update(state: CliState) -> None:
+    """Poll every feed now, store new entries and republish.
+
+    Exits 0 when every feed succeeded, 1 when some failed (the others are still
+    stored and published), 2 on an invalid config.
+    """
+    with opened(state) as aggregator:
+        sources = aggregator.config.feeds
+        with _progress(len(sources)) as progress:
+            task = progress.add_task("", total=len(sources)) if progress else None
+
+            def advance(result: FeedResult) -> None:
+                if progress is not None:
+                    progress.update(task, advance=1, description=result.name[:40])
+
+            report = aggregator.update(on_result=advance)
+        _print_update_summary(report, aggregator.config.site.output_dir)
+    sys.exit(EXIT_FEEDS_FAILED if report.failed else EXIT_OK)
+
+
+# ------------------------------------------------------------------------- build
+
+
+def _print_write_report(report: WriteReport) -> None:
+    out.print(
+        f"{len(report.written)} files written, {len(report.unchanged)} unchanged.", markup=False
+    )
+
+
+@main.command(epilog="Example:\n\n\b\n  aggregator build")
+@click.pass_obj
+def build(state: CliState) -> None:
+    """Regenerate every output feed and digest page from the database, without polling."""
+    with opened(state) as aggregator:
+        report = aggregator.publish(None)
+        _print_write_report(report)
+        out.print(f"Digest: {aggregator.config.site.output_dir / 'index.html'}", markup=False)
+
+
+# ------------------------------------------------------------------------- run
+
+
+@main.command(epilog="Example:\n\n\b\n  aggregator --config feeds.yaml run --tick 30")
+@click.option(
+    "--tick",
+    type=click.FloatRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds between checks for feeds that are due.",
+)
+@click.pass_obj
+def run(state: CliState, tick: float) -> None:
+    """Keep polling each feed at its interval and republish after changes.
+
+    Publishes right away, polls every feed that is due, then keeps going
+    until interrupted (Ctrl-C or SIGTERM).
+    """
+    from aggregator.scheduler import run_forever
+
+    with opened(state) as aggregator:
+        site = aggregator.config.site
+        aggregator.publish(None)
+        out.print(
+            f"Publishing to {site.output_dir} (served at {site.base_url}); "
+            f"digest: {site.output_dir / 'index.html'}. Ctrl-C stops.",
+            markup=False,
+        )
+
+        def report(update_report: UpdateReport) -> None:
+            _print_update_summary(update_report, site.output_dir)
+
+        def published(reason: str) -> None:
+            out.print(f"{datetime.now().isoformat(timespec='seconds')} republished ({reason})")
+
+        run_forever(aggregator, tick_seconds=tick, on_update=report, on_publish=published)
+
+
+# ------------------------------------------------------------------------- status
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _health_json(health: FeedHealth) -> dict[str, Any]:
+    return {
+        "url": health.url,
+        "name": health.name,
+        "state": health.state,
+        "last_poll": _iso(health.last_poll),
+        "http_status": health.http_status,
+        "last_error": health.last_error,
+        "entries": health.entries,
+        "next_check": _iso(health.next_check),
+    }
+
+
+@main.command(epilog="Example:\n\n\b\n  aggregator status\n  aggregator status --json | jq .")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def status(state: CliState, as_json: bool) -> None:
+    """Show every feed's state, last poll, HTTP status, last error and entry count."""
+    with opened(state) as aggregator:
+        report = aggregator.status()
+        zone = aggregator.zone
+    if as_json:
+        document = {
+            "entries_total": report.entries_total,
+            "feeds": [_health_json(h) for h in report.feeds],
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(report.feeds)} feeds, {report.entries_total} entries")
+    for column in ("name", "url", "state", "last poll", "HTTP", "entries", "last error"):
+        table.add_column(column, overflow="fold")
+    for h in report.feeds:
+        table.add_row(
+            h.name,
+            h.url,
+            h.state,
+            h.last_poll.astimezone(zone).strftime("%Y-%m-%d %H:%M") if h.last_poll else "never",
+            str(h.http_status or "-"),
+            str(h.entries),
+            h.last_error or "",
+            style="red" if h.state == "error" else "",
+        )
+    out.print(table)

@@ -1,0 +1,288 @@
+"""Where the stages meet: fetch → parse → clean → decide → store → publish.
+
+    for result in fetch_iter(due feeds):           # concurrent, bounded
+        error / 304 / same bytes as last time   → record the poll, next
+        parse_document → normalise_entry         # bytes → plain records
+        load_context → decide_feed → apply       # one transaction per feed
+    publish_feeds + publish_opml + render_digest  # only outputs that changed
+
+`make_aggregator` wires the parts; the CLI and the scheduler only call it.
+A failing feed becomes that feed's recorded result and the run goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aggregator import USER_AGENT
+from aggregator.clean import normalise_entry
+from aggregator.config import load_config
+from aggregator.decide import decide_feed, identifying_links, unique_entries
+from aggregator.digest import render_digest
+from aggregator.errors import ParseError
+from aggregator.fetch import fetch_iter
+from aggregator.identity import body_hash
+from aggregator.models import (
+    Category,
+    Config,
+    DigestDay,
+    DigestSection,
+    FeedHealth,
+    FeedSource,
+    FeedState,
+    FetchResult,
+    PollOutcome,
+    StoryView,
+    WriteReport,
+)
+from aggregator.parse import parse_document
+from aggregator.publish import publish_feeds, publish_opml
+from aggregator.storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+ALL = Category(name="all", slug="all")
+#: Digest section for stories whose feeds name no category.
+UNCATEGORISED = Category(name="Other sources", slug="all")
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    """What one feed's poll came to, as the CLI reports it."""
+
+    url: str
+    name: str
+    outcome: PollOutcome
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.error is None
+
+
+@dataclass
+class UpdateReport:
+    results: list[FeedResult] = field(default_factory=list)
+    changed_story_ids: set[int] = field(default_factory=set)
+    published: WriteReport = field(default_factory=WriteReport)
+
+    @property
+    def failed(self) -> list[FeedResult]:
+        return [r for r in self.results if not r.ok]
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    entries_total: int
+    feeds: tuple[FeedHealth, ...]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Aggregator:
+    """One configured aggregator: its config, its database, and the pipeline over them."""
+
+    def __init__(
+        self, config: Config, storage: Storage, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.clock = clock
+        self.zone = ZoneInfo(config.site.timezone)
+        self._sources = {source.url: source for source in config.feeds}
+        self._states = storage.sync_feeds(config.feeds, clock())
+
+    def close(self) -> None:
+        self.storage.close()
+
+    # ---- polling --------------------------------------------------------------
+
+    def due_sources(self) -> list[FeedSource]:
+        return [self._sources[url] for url in self.storage.due_feeds(self.clock())]
+
+    def update(
+        self,
+        sources: Sequence[FeedSource] | None = None,
+        *,
+        on_result: Callable[[FeedResult], None] | None = None,
+        publish: bool = True,
+    ) -> UpdateReport:
+        """Poll the given feeds (default: all), store what is new, then publish."""
+        sources = list(self.config.feeds if sources is None else sources)
+        self._states = self.storage.feed_states()
+        report = UpdateReport()
+        requests = [(s.url, self._states[s.url].validators) for s in sources]
+        for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
+            feed_result, touched = self._ingest(self._sources[result.url], result)
+            report.results.append(feed_result)
+            report.changed_story_ids |= touched
+            if on_result is not None:
+                on_result(feed_result)
+        self.storage.prune_polls(self.clock())
+        if publish:
+            report.published = self.publish(report.changed_story_ids)
+        return report
+
+    def _ingest(self, source: FeedSource, result: FetchResult) -> tuple[FeedResult, set[int]]:
+        state = self._states[source.url]
+        next_check = result.fetched_at + source.interval
+        name = source.name or state.title or source.url
+        base = PollOutcome(
+            started_at=result.fetched_at,
+            duration=result.duration,
+            http_status=result.status,
+            wire_bytes=result.wire_bytes,
+        )
+        try:
+            outcome, touched = self._store(source, state, result, base, next_check)
+        except Exception as e:  # a bug must cost one feed, not the run
+            log.exception("internal error while storing %s", source.url)
+            outcome = _replace_outcome(base, error=f"internal error: {type(e).__name__}: {e}")
+            self.storage.record_poll(state.feed_id, outcome, next_check=next_check)
+            touched = set()
+        return FeedResult(source.url, name, outcome), touched
+
+    def _store(
+        self,
+        source: FeedSource,
+        state: FeedState,
+        result: FetchResult,
+        base: PollOutcome,
+        next_check: datetime,
+    ) -> tuple[PollOutcome, set[int]]:
+        record = self.storage.record_poll
+        if result.error is not None or result.body is None:
+            outcome = _replace_outcome(base, error=result.error, not_modified=result.not_modified)
+            record(state.feed_id, outcome, next_check=next_check, validators=result.validators)
+            return outcome, set()
+        digest = body_hash(result.body)
+        if digest == state.body_hash:
+            record(state.feed_id, base, next_check=next_check, validators=result.validators)
+            return base, set()
+        try:
+            parsed = parse_document(result.body, result.headers, result.final_url)
+        except ParseError as e:
+            outcome = _replace_outcome(base, error=str(e))
+            record(state.feed_id, outcome, next_check=next_check)
+            return outcome, set()
+        now = result.fetched_at
+        entries = unique_entries(
+            [e for raw in parsed.entries if (e := normalise_entry(raw, now)) is not None]
+        )
+        context = self.storage.load_context(
+            state.feed_id,
+            source.url,
+            [e.entry_id for e in entries],
+            list(identifying_links(entries).values()),
+        )
+        intents = decide_feed(context, entries, now)
+        outcome = _replace_outcome(
+            base,
+            warning=parsed.warning,
+            new=len(intents.new) + len(intents.added),
+            updated=sum(1 for u in intents.updated if u.fields is not None),
+        )
+        touched = self.storage.apply(
+            state.feed_id,
+            intents,
+            outcome,
+            next_check=next_check,
+            validators=result.validators,
+            body_hash=digest,
+            title=parsed.title,
+            site_link=parsed.link,
+        )
+        return outcome, touched
+
+    # ---- publishing -----------------------------------------------------------
+
+    def publish(self, changed_story_ids: set[int] | None = None) -> WriteReport:
+        """Regenerate outputs; with `changed_story_ids`, only those they can affect.
+
+        None means everything (the `build` command). Files whose bytes would not
+        change are left untouched either way.
+        """
+        site = self.config.site
+        full = changed_story_ids is None or not (site.output_dir / "index.html").exists()
+        categories = self.config.categories
+        if full:
+            affected = list(categories)
+        else:
+            names = self.storage.categories_of(changed_story_ids or set())
+            affected = [c for c in categories if c.name in names]
+        outputs: list[tuple[Category, Sequence[StoryView]]] = []
+        if full or changed_story_ids:
+            outputs.append((ALL, self.storage.newest_stories(None, site.max_entries)))
+        outputs += [(c, self.storage.newest_stories(c.name, site.max_entries)) for c in affected]
+        report = publish_feeds(site, outputs, categories) + publish_opml(site, categories)
+        return report + self._publish_digest(None if full else changed_story_ids or set())
+
+    def _local_day(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        start = datetime.combine(day, datetime.min.time(), self.zone)
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time(), self.zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+    def _publish_digest(self, changed_story_ids: set[int] | None) -> WriteReport:
+        now = self.clock()
+        today = self._local_day(now)
+        all_days = sorted({self._local_day(t) for t in self.storage.first_seen_times()} | {today})
+        if changed_story_ids is None:
+            wanted = set(all_days)
+        else:
+            touched = {self._local_day(t) for t in self.storage.first_seen_times(changed_story_ids)}
+            earlier = [d for d in all_days if d < today]
+            wanted = touched | {today} | set(earlier[-1:])
+        days = []
+        for index, day in enumerate(all_days):
+            if day not in wanted:
+                continue
+            days.append(
+                DigestDay(
+                    day=day.isoformat(),
+                    sections=self._sections(*self._day_bounds(day)),
+                    previous_day=all_days[index - 1].isoformat() if index > 0 else None,
+                    next_day=all_days[index + 1].isoformat() if index + 1 < len(all_days) else None,
+                    is_today=day == today,
+                )
+            )
+        return render_digest(
+            self.config.site, self.config.categories, days, self.storage.health(), now
+        )
+
+    def _sections(self, start: datetime, end: datetime) -> tuple[DigestSection, ...]:
+        by_category: dict[str, list[StoryView]] = defaultdict(list)
+        for story in self.storage.stories_first_seen(start, end):
+            for name in story.categories or (UNCATEGORISED.name,):
+                by_category[name].append(story)
+        ordered = [*self.config.categories, UNCATEGORISED]
+        return tuple(
+            DigestSection(c, tuple(by_category[c.name]), len(by_category[c.name]))
+            for c in ordered
+            if by_category.get(c.name)
+        )
+
+    # ---- status -----------------------------------------------------------------
+
+    def status(self) -> StatusReport:
+        return StatusReport(self.storage.count_stories(), tuple(self.storage.health()))
+
+
+def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def make_aggregator(config_path: Path, clock: Callable[[], datetime] = _utcnow) -> Aggregator:
+    """Load the config and open its database: the one door to a working aggregator."""
+    config = load_config(config_path)
+    return Aggregator(config, open_storage(config.site.database_url), clock)

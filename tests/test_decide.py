@@ -1,0 +1,143 @@
+"""The dedup rules of decide.py, on hand-made stored state."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from aggregator.decide import decide_feed, fields_from_entry, merge_fields
+from aggregator.identity import canonical_link, content_hash
+from aggregator.models import EntryData, FeedContext, StoredSource, StoredStory
+
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+FEED_A, FEED_B = 1, 2
+
+
+def entry(entry_id: str, link: str | None = None, **changes: object) -> EntryData:
+    values: dict[str, object] = dict(
+        entry_id=entry_id,
+        title=f"Title {entry_id}",
+        link=link,
+        author=None,
+        published=NOW - timedelta(hours=1),
+        updated=None,
+        summary=f"<p>{entry_id}</p>",
+        content=None,
+    )
+    values.update(changes)
+    return EntryData(**values)  # type: ignore[arg-type]
+
+
+def empty_context(feed_id: int = FEED_A) -> FeedContext:
+    return FeedContext(feed_id, f"https://feed{feed_id}.test/rss", {}, {}, {}, {})
+
+
+def stored(feed_id: int, e: EntryData, story_id: int, source_id: int, owner: int) -> FeedContext:
+    """A context in which `e` is already stored as story `story_id`."""
+    source = StoredSource(source_id, feed_id, e.entry_id, story_id, content_hash(e))
+    story = StoredStory(story_id, owner, fields_from_entry(e))
+    key = canonical_link(e.link)
+    return FeedContext(
+        feed_id,
+        f"https://feed{feed_id}.test/rss",
+        {e.entry_id: source},
+        {key: story_id} if key else {},
+        {story_id: source},
+        {story_id: story},
+    )
+
+
+def test_new_entries_become_new_stories() -> None:
+    intents = decide_feed(empty_context(), [entry("a", "https://x.test/a"), entry("b")], NOW)
+    assert [n.entry_id for n in intents.new] == ["a", "b"]
+    assert intents.new[0].link_key == "https://x.test/a"
+    assert intents.new[1].link_key is None
+    assert not intents.added and not intents.updated
+
+
+def test_repeated_entry_ids_in_one_document_count_once() -> None:
+    intents = decide_feed(empty_context(), [entry("a"), entry("a", title="dup")], NOW)
+    assert len(intents.new) == 1
+
+
+def test_unchanged_entry_stores_nothing() -> None:
+    e = entry("a", "https://x.test/a")
+    intents = decide_feed(stored(FEED_A, e, 10, 100, FEED_A), [e], NOW)
+    assert not intents.changed
+    assert intents.unchanged == 1
+
+
+def test_changed_content_updates_in_place_and_sets_updated() -> None:
+    e = entry("a", "https://x.test/a")
+    edited = replace(e, summary="<p>edited</p>")
+    intents = decide_feed(stored(FEED_A, e, 10, 100, FEED_A), [edited], NOW)
+    assert not intents.new
+    (update,) = intents.updated
+    assert update.source_id == 100 and update.story_id == 10
+    assert update.fields is not None and update.fields.summary == "<p>edited</p>"
+    assert update.fields.updated == NOW
+
+
+def test_same_guid_in_another_feed_is_another_entry() -> None:
+    e = entry("shared-guid")  # no link: nothing says it is the same story
+    context = stored(FEED_A, e, 10, 100, FEED_A)
+    other_feed = replace(context, feed_id=FEED_B, sources_by_entry_id={}, own_source_by_story={})
+    intents = decide_feed(other_feed, [e], NOW)
+    assert len(intents.new) == 1
+
+
+def test_cross_post_with_tracking_variant_attaches_a_source() -> None:
+    original = entry("a", "https://news.test/story?id=1")
+    context = stored(FEED_A, original, 10, 100, FEED_A)
+    in_b = replace(context, feed_id=FEED_B, sources_by_entry_id={}, own_source_by_story={})
+    cross = entry("b-77", "https://NEWS.test:443/story?id=1&utm_source=rss#x")
+    intents = decide_feed(in_b, [cross], NOW)
+    assert not intents.new
+    (added,) = intents.added
+    assert added.story_id == 10 and added.entry_id == "b-77"
+
+
+def test_guid_changing_on_every_fetch_but_same_link_rekeys() -> None:
+    first = entry("guid-1", "https://x.test/a")
+    again = replace(first, entry_id="guid-2")
+    intents = decide_feed(stored(FEED_A, first, 10, 100, FEED_A), [again], NOW)
+    assert not intents.new and not intents.added
+    (update,) = intents.updated
+    assert update.entry_id == "guid-2" and update.source_id == 100
+    assert update.fields is None  # content identical: only the id moved
+
+
+def test_link_shared_by_several_entries_of_a_document_identifies_none() -> None:
+    home = "https://blog.test/"
+    intents = decide_feed(empty_context(), [entry("1", home), entry("2", home)], NOW)
+    assert len(intents.new) == 2
+    assert all(n.link_key is None for n in intents.new)
+    assert len({n.uid for n in intents.new}) == 2
+
+
+def test_gap_filling_does_not_depend_on_order() -> None:
+    with_thumb = entry("a", "https://x.test/s", thumbnail="https://img.test/t.png", author=None)
+    with_author = entry("b", "https://x.test/s", thumbnail=None, author="Ann", summary=None)
+
+    def merged(first: EntryData, second: EntryData) -> tuple[object, ...]:
+        fields = merge_fields(fields_from_entry(first), second, owner=False, changed=False, now=NOW)
+        return (fields.thumbnail, fields.author, fields.summary)
+
+    assert merged(with_thumb, with_author) == ("https://img.test/t.png", "Ann", "<p>a</p>")
+    assert merged(with_author, with_thumb) == ("https://img.test/t.png", "Ann", "<p>a</p>")
+
+
+def test_owner_values_win_over_secondary_sources() -> None:
+    current = fields_from_entry(entry("a", "https://x.test/s", title="Owner title"))
+    secondary = entry("b", "https://x.test/s", title="Other title")
+    assert merge_fields(current, secondary, owner=False, changed=False, now=NOW).title == (
+        "Owner title"
+    )
+    owner_edit = entry("a", "https://x.test/s", title="Edited")
+    assert merge_fields(current, owner_edit, owner=True, changed=True, now=NOW).title == "Edited"
+
+
+def test_unknown_publication_date_keeps_the_stored_one() -> None:
+    e = entry("a", "https://x.test/a")
+    later = replace(e, published=NOW, published_known=False, summary="<p>new</p>")
+    intents = decide_feed(stored(FEED_A, e, 10, 100, FEED_A), [later], NOW)
+    (update,) = intents.updated
+    assert update.fields is not None and update.fields.published == e.published
