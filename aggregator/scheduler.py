@@ -10,6 +10,7 @@ thread, so they never overlap on the database:
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -78,7 +79,5 @@ def run_forever(
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
-    try:
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
