@@ -1,0 +1,136 @@
+"""storage.py against real SQLite files in tmp_path."""
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aggregator.decide import decide_feed, identifying_links
+from aggregator.models import EntryData, FeedSource, PollOutcome
+from aggregator.storage import SCHEMA_REVISION, Storage, open_storage
+
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+A = FeedSource("https://a.test/feed", "Feed A", ("tech",), timedelta(minutes=30))
+B = FeedSource("https://b.test/feed", None, ("science", "tech"), timedelta(minutes=15))
+
+
+def entry(entry_id: str, link: str | None, minutes_ago: int = 10, **changes: object) -> EntryData:
+    values: dict[str, object] = dict(
+        entry_id=entry_id,
+        title=f"Title {entry_id}",
+        link=link,
+        author=None,
+        published=NOW - timedelta(minutes=minutes_ago),
+        updated=None,
+        summary=f"<p>{entry_id}</p>",
+        content=None,
+    )
+    values.update(changes)
+    return EntryData(**values)  # type: ignore[arg-type]
+
+
+def ingest(storage: Storage, source: FeedSource, entries: list[EntryData], now: datetime = NOW):
+    state = storage.feed_states()[source.url]
+    context = storage.load_context(
+        state.feed_id,
+        source.url,
+        [e.entry_id for e in entries],
+        list(identifying_links(entries).values()),
+    )
+    intents = decide_feed(context, entries, now)
+    outcome = PollOutcome(started_at=now, duration=0.1, http_status=200, wire_bytes=100)
+    touched = storage.apply(state.feed_id, intents, outcome, next_check=now + source.interval)
+    return intents, touched
+
+
+def open_db(tmp_path: Path) -> Storage:
+    storage = open_storage(f"sqlite:///{tmp_path / 'sub' / 'agg.db'}")
+    storage.sync_feeds([A, B], NOW)
+    return storage
+
+
+def test_fresh_database_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    storage = open_db(tmp_path)
+    storage.close()
+    connection = sqlite3.connect(tmp_path / "sub" / "agg.db")
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("SELECT version_num FROM alembic_version").fetchone()[0] == (
+        SCHEMA_REVISION
+    )
+    reopened = open_storage(f"sqlite:///{tmp_path / 'sub' / 'agg.db'}")
+    with reopened.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_ingest_then_read_back_by_category(tmp_path: Path) -> None:
+    storage = open_db(tmp_path)
+    ingest(storage, A, [entry("a1", "https://x.test/1", 30), entry("a2", "https://x.test/2", 5)])
+    ingest(storage, B, [entry("b1", "https://y.test/1", 1)])
+    assert [s.title for s in storage.newest_stories(None, 10)] == [
+        "Title b1",
+        "Title a2",
+        "Title a1",
+    ]
+    assert [s.title for s in storage.newest_stories("science", 10)] == ["Title b1"]
+    assert len(storage.newest_stories("tech", 10)) == 3
+    assert len(storage.newest_stories("tech", 2)) == 2
+    b1 = storage.newest_stories("science", 1)[0]
+    assert b1.categories == ("science", "tech")
+    assert b1.sources[0].name == "https://b.test/feed"  # no name and no title yet: the URL
+    assert storage.count_stories() == 3
+
+
+def test_second_ingest_of_same_entries_stores_nothing(tmp_path: Path) -> None:
+    storage = open_db(tmp_path)
+    entries = [entry("a1", "https://x.test/1"), entry("a2", None)]
+    ingest(storage, A, entries)
+    intents, touched = ingest(storage, A, entries, NOW + timedelta(minutes=30))
+    assert not intents.changed and not touched
+    assert storage.count_stories() == 2
+
+
+def test_cross_post_is_one_story_with_both_sources_and_union_of_categories(tmp_path: Path) -> None:
+    storage = open_db(tmp_path)
+    ingest(storage, A, [entry("a1", "https://x.test/s?utm_source=a", thumbnail=None)])
+    ingest(storage, B, [entry("b9", "https://X.test/s#frag", thumbnail="https://img.test/t.png")])
+    (story,) = storage.newest_stories(None, 10)
+    assert [s.feed_url for s in story.sources] == [A.url, B.url]
+    assert set(story.categories) == {"tech", "science"}
+    assert story.thumbnail == "https://img.test/t.png"  # filled from the second source
+    assert storage.newest_stories("science", 10)[0].uid == story.uid
+
+
+def test_removed_feed_drops_out_of_outputs(tmp_path: Path) -> None:
+    storage = open_db(tmp_path)
+    ingest(storage, B, [entry("b1", "https://y.test/1")])
+    storage.sync_feeds([A], NOW)
+    assert storage.newest_stories(None, 10) == []
+    assert [h.url for h in storage.health()] == [A.url]
+
+
+def test_first_seen_window_and_health(tmp_path: Path) -> None:
+    storage = open_db(tmp_path)
+    ingest(storage, A, [entry("old", "https://x.test/old")], NOW - timedelta(days=1))
+    ingest(storage, A, [entry("old", "https://x.test/old"), entry("new", "https://x.test/new")])
+    today = storage.stories_first_seen(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert [s.title for s in today] == ["Title new"]
+    health = {h.url: h for h in storage.health()}
+    assert health[A.url].entries == 2 and health[A.url].state == "ok"
+    assert health[A.url].next_check == NOW + A.interval
+    assert health[B.url].state == "new" and health[B.url].last_poll is None
+
+
+def test_failed_poll_is_recorded_and_keeps_validators(tmp_path: Path) -> None:
+    from aggregator.models import CacheValidators
+
+    storage = open_db(tmp_path)
+    feed_id = storage.feed_states()[A.url].feed_id
+    ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
+    storage.record_poll(feed_id, ok, next_check=NOW, validators=CacheValidators('"v1"', None))
+    failed = PollOutcome(
+        started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="HTTP 500"
+    )
+    storage.record_poll(feed_id, failed, next_check=NOW)
+    state = storage.feed_states()[A.url]
+    assert state.validators.etag == '"v1"' and state.state == "error"
+    (health,) = [h for h in storage.health() if h.url == A.url]
+    assert health.last_error == "HTTP 500" and health.http_status == 500
