@@ -1,0 +1,56 @@
+"""Shared fixtures: a config writer, the CLI runner and the corpus location."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from aggregator.cli import main
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, or a skip with the reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared is not checked out beside the project)")
+    return path
+
+
+ConfigWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> ConfigWriter:
+    """Write a feeds.yaml into tmp_path; feeds are dicts as in the YAML."""
+
+    def write(feeds: Sequence[dict[str, Any]], **site: Any) -> Path:
+        settings = {
+            "title": "Test digest",
+            "base_url": "https://news.example.org/",
+            "timezone": "Asia/Shanghai",
+            **site,
+        }
+        path = tmp_path / "feeds.yaml"
+        # JSON is YAML too, and needs no YAML library in the tests.
+        document = {"site": settings, "feeds": list(feeds)}
+        path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Run `aggregator ARGS...` in-process and return click's result."""
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
