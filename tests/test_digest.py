@@ -1,0 +1,368 @@
+"""Digest pages read back as HTML: structure, links that resolve, times in the site's zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from lxml import html as lxml_html  # type: ignore[import-untyped]
+
+from aggregator.digest import render_digest, title_lang
+from aggregator.models import (
+    Category,
+    DigestDay,
+    DigestSection,
+    Enclosure,
+    FeedHealth,
+    SiteSettings,
+    SourceRef,
+    StoryView,
+    WriteReport,
+)
+
+BASE = "https://news.example.org/digest/"
+TECH = Category("Tech", "tech")
+CHINA = Category("中国", "china")
+SCIENCE = Category("Science", "science")
+CATEGORIES = (TECH, CHINA, SCIENCE)
+TODAY, YESTERDAY = "2024-03-01", "2024-02-29"
+GENERATED = datetime(2024, 3, 1, 4, 7, tzinfo=UTC)  # 12:07 in Shanghai
+CSP = (
+    "default-src 'none'; img-src http: https: data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
+
+
+def make_site(tmp_path: Path, **overrides: Any) -> SiteSettings:
+    values: dict[str, Any] = {
+        "title": "Morning Paper",
+        "base_url": BASE,
+        "output_dir": tmp_path / "out",
+        "database_url": "sqlite:///unused.db",
+        "timezone": "Asia/Shanghai",
+        "digest_time": time(8),
+        "interval": timedelta(minutes=30),
+        "max_entries": 50,
+        "digest_per_category": 3,
+    }
+    values.update(overrides)
+    return SiteSettings(**values)
+
+
+def story(n: int, **overrides: Any) -> StoryView:
+    seen = datetime(2024, 3, 1, 1, 30, tzinfo=UTC) - timedelta(minutes=10 * n)
+    values: dict[str, Any] = {
+        "uid": f"urn:uuid:00000000-0000-5000-8000-{n:012d}",
+        "title": f"Story number {n}",
+        "link": f"https://site.example.com/{n}",
+        "author": None,
+        "published": seen - timedelta(minutes=1),
+        "updated": None,
+        "first_seen": seen,
+        "summary": f"<p>Summary of <b>story {n}</b> &amp; more.</p>",
+        "content": None,
+        "thumbnail": None,
+        "tags": (),
+        "categories": ("Tech",),
+        "enclosures": (),
+        "sources": (
+            SourceRef("https://site.example.com/feed", "Site", "https://site.example.com/"),
+        ),
+    }
+    values.update(overrides)
+    return StoryView(**values)
+
+
+TECH_STORIES = (
+    story(
+        0,
+        title="Launch day",
+        thumbnail="https://cdn.example.com/launch.jpg",
+        tags=("space",),
+        enclosures=(Enclosure("https://cdn.example.com/a.mp3", "audio/mpeg", 10),),
+        sources=(
+            SourceRef("https://a.example/feed", "Alpha News", "https://a.example/"),
+            SourceRef("https://b.example/rss", "Beta Wire"),
+        ),
+    ),
+    story(1, title="No link here", link=None),
+    story(2, title="<script>alert(1)</script> escaped", link="javascript:alert(1)"),
+    story(3),
+    story(4),
+)
+CHINA_STORIES = (
+    story(5, title="北京发布人工智能新规", categories=("中国",), summary="<p>中文摘要。</p>"),
+    story(
+        6, title="東京で桜が開花しました", categories=("中国",), thumbnail="https://c.example/s.png"
+    ),
+)
+HEALTH = (
+    FeedHealth("https://ok.example/feed", "Fine Feed", "ok", GENERATED, 200, None, 10),
+    FeedHealth(
+        "https://broken.example/feed", "Broken Feed", "error", GENERATED, 500, "HTTP 500 <oops>", 0
+    ),
+)
+
+
+def today(**overrides: Any) -> DigestDay:
+    values: dict[str, Any] = {
+        "day": TODAY,
+        "sections": (
+            DigestSection(TECH, TECH_STORIES, len(TECH_STORIES)),
+            DigestSection(CHINA, CHINA_STORIES, len(CHINA_STORIES)),
+            DigestSection(SCIENCE, (), 0),
+        ),
+        "previous_day": YESTERDAY,
+        "next_day": None,
+        "is_today": True,
+    }
+    values.update(overrides)
+    return DigestDay(**values)
+
+
+def yesterday() -> DigestDay:
+    old = story(9, title="Yesterday's story", first_seen=datetime(2024, 2, 29, 3, tzinfo=UTC))
+    return DigestDay(YESTERDAY, (DigestSection(TECH, (old,), 1),), None, TODAY, is_today=False)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> SiteSettings:
+    return make_site(tmp_path)
+
+
+@pytest.fixture
+def rendered(site: SiteSettings) -> WriteReport:
+    return render_digest(site, CATEGORIES, [yesterday(), today()], HEALTH, GENERATED)
+
+
+def page(path: Path) -> Any:
+    return lxml_html.fromstring(path.read_bytes())
+
+
+def out(site: SiteSettings, relative: str) -> Path:
+    return site.output_dir / relative
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_writes_day_pages_index_and_full_lists(site: SiteSettings, rendered: WriteReport) -> None:
+    assert set(rendered.written) == {
+        out(site, f"digest/{YESTERDAY}.html"),
+        out(site, f"digest/{TODAY}.html"),
+        out(site, "index.html"),
+        out(site, f"digest/{TODAY}/tech.html"),  # 5 stories > 3 shown
+    }
+    assert not out(site, f"digest/{TODAY}/china.html").exists()  # 2 fit
+    assert not out(site, f"digest/{YESTERDAY}/tech.html").exists()
+
+
+def test_same_inputs_rewrite_nothing(site: SiteSettings, rendered: WriteReport) -> None:
+    before = {path: path.stat().st_mtime_ns for path in rendered.written}
+    again = render_digest(site, CATEGORIES, [yesterday(), today()], HEALTH, GENERATED)
+    assert again.written == ()
+    assert set(again.unchanged) == set(before)
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+
+
+def test_every_page_is_script_free_and_locked_down(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
+    for path in rendered.written:
+        raw = path.read_text("utf-8")
+        assert raw.startswith("<!doctype html>\n")
+        assert "<script" not in raw.lower()
+        doc = page(path)
+        assert doc.get("lang") == "en"
+        assert doc.xpath("//meta[@charset='utf-8']")
+        assert doc.xpath("//meta[@name='viewport']")
+        (csp,) = doc.xpath("//meta[@http-equiv='Content-Security-Policy']/@content")
+        assert csp == CSP
+        assert doc.xpath("//meta[@name='referrer']/@content") == ["no-referrer"]
+        assert not doc.xpath("//link[@rel='stylesheet'] | //script | //iframe")
+        assert "prefers-color-scheme: dark" in raw
+        assert '"PingFang SC"' in raw
+
+
+def test_internal_links_resolve_from_each_page(site: SiteSettings, rendered: WriteReport) -> None:
+    for path in rendered.written:
+        for href in page(path).xpath("//a/@href"):
+            if urlsplit(href).scheme or href.startswith("#"):
+                continue
+            target = (path.parent / urlsplit(href).path).resolve()
+            assert target.is_file(), f"{path.relative_to(site.output_dir)} -> {href}"
+
+
+def test_autodiscovery_and_footer_feed_links(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, "index.html"))
+    alternates = {
+        (link.get("type"), link.get("href")) for link in doc.xpath("//head/link[@rel='alternate']")
+    }
+    assert alternates == {
+        ("application/atom+xml", f"{BASE}feeds/all.atom"),
+        ("application/rss+xml", f"{BASE}feeds/all.rss"),
+        ("application/feed+json", f"{BASE}feeds/all.json"),
+        ("application/atom+xml", f"{BASE}feeds/tech.atom"),
+        ("application/atom+xml", f"{BASE}feeds/china.atom"),
+        ("application/atom+xml", f"{BASE}feeds/science.atom"),
+    }
+    assert all(link.get("title") for link in doc.xpath("//head/link[@rel='alternate']"))
+    footer_links = set(doc.xpath("//footer//a/@href"))
+    assert {href for _, href in alternates} <= footer_links
+    assert f"{BASE}feeds.opml" in footer_links
+
+
+# --------------------------------------------------------------------------- day page
+
+
+def test_sections_in_order_capped_with_more_link(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, f"digest/{TODAY}.html"))
+    sections = doc.xpath("//section")
+    assert [s.xpath("string(h2/text())").strip() for s in sections] == ["Tech", "中国"]
+    tech, china = sections
+    assert len(tech.xpath(".//article")) == 3
+    assert len(china.xpath(".//article")) == 2
+    (more,) = tech.xpath(".//a[contains(., 'more')]")
+    assert more.text_content().startswith("2 more")
+    assert more.get("href") == f"../digest/{TODAY}/tech.html"
+    assert not china.xpath(".//a[contains(., 'more')]")
+    titles = [a.text_content() for a in tech.xpath(".//article//h3")]
+    assert titles == ["Launch day", "No link here", "<script>alert(1)</script> escaped"]
+
+
+def test_full_list_page_shows_every_story(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, f"digest/{TODAY}/tech.html"))
+    assert len(doc.xpath("//article")) == 5
+    assert doc.xpath(f"//a[@href='../../digest/{TODAY}.html']")
+    assert doc.xpath("//head/link[@href='" + BASE + "feeds/all.atom']")
+
+
+def test_story_card(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, f"digest/{TODAY}.html"))
+    launch, no_link, hostile = doc.xpath("//section[1]//article")
+    assert launch.xpath(".//h3/a/@href") == ["https://site.example.com/0"]
+    (img,) = launch.xpath(".//img")
+    assert img.get("src") == "https://cdn.example.com/launch.jpg"
+    assert img.get("alt") == ""
+    assert img.get("loading") == "lazy"
+    assert img.get("referrerpolicy") == "no-referrer"
+    meta = launch.xpath(".//*[@class='meta']")[0].text_content()
+    assert "Alpha News" in meta
+    assert "Beta Wire" in meta
+    assert launch.xpath(".//a[@href='https://a.example/']/text()") == ["Alpha News"]
+    # first_seen 01:30Z, published a minute earlier: 09:29 in Shanghai.
+    (clock,) = launch.xpath(".//time")
+    assert clock.text == "09:29 CST"
+    assert clock.get("datetime") == "2024-03-01T09:29:00+08:00"
+    excerpt = launch.xpath(".//*[@class='excerpt']")[0].text_content()
+    assert "Summary of story 0 & more." in excerpt
+    assert "<b>" not in excerpt
+
+    assert not no_link.xpath(".//h3/a")
+    assert no_link.xpath("string(.//h3)") == "No link here"
+    assert not hostile.xpath(".//a[starts-with(@href, 'javascript')]")
+
+
+def test_time_from_another_day_shows_its_date(site: SiteSettings) -> None:
+    early = story(0, published=datetime(2024, 2, 27, 22, 0, tzinfo=UTC))
+    day = today(sections=(DigestSection(TECH, (early,), 1),))
+    render_digest(site, CATEGORIES, [day], (), GENERATED)
+    doc = page(out(site, "index.html"))
+    assert doc.xpath("//article//time/text()") == ["2024-02-28 06:00 CST"]
+
+
+def test_other_zone(tmp_path: Path) -> None:
+    site = make_site(tmp_path, timezone="America/New_York")
+    render_digest(site, CATEGORIES, [today()], (), GENERATED)
+    doc = page(out(site, "index.html"))
+    assert doc.xpath("(//section[1]//article)[1]//time/text()") == ["2024-02-29 20:29 EST"]
+    assert "2024-02-29 23:07 EST" in doc.xpath("string(//footer)")
+
+
+def test_cjk_titles_are_marked(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, f"digest/{TODAY}.html"))
+    langs = [a.get("lang") for a in doc.xpath("//article")]
+    assert langs[:3] == [None, None, None]
+    assert langs[3:] == ["zh", "ja"]
+
+
+def test_cjk_titles_unmarked_on_a_chinese_site(tmp_path: Path) -> None:
+    site = make_site(tmp_path, language="zh-CN")
+    render_digest(site, CATEGORIES, [today()], (), GENERATED)
+    doc = page(out(site, "index.html"))
+    assert doc.get("lang") == "zh-CN"
+    assert [a.get("lang") for a in doc.xpath("//article")][3:] == [None, "ja"]
+
+
+def test_title_lang() -> None:
+    assert title_lang("Plain English", "en") is None
+    assert title_lang("苹果发布会", "en") == "zh"
+    assert title_lang("苹果发布会", "zh-TW") is None
+    assert title_lang("ひらがな and 漢字", "en") == "ja"
+    assert title_lang("한국어 뉴스", "en") == "ko"
+
+
+def test_problem_box_lists_only_failing_sources(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, "index.html"))
+    (box,) = doc.xpath("//*[@class='problems']")
+    text = box.text_content()
+    assert "Sources with problems" in text
+    assert "Broken Feed" in text
+    assert "https://broken.example/feed" in text
+    assert "HTTP 500 <oops>" in text
+    assert "Fine Feed" not in text
+
+
+def test_no_problem_box_when_all_is_well(site: SiteSettings) -> None:
+    render_digest(site, CATEGORIES, [today()], HEALTH[:1], GENERATED)
+    assert not page(out(site, "index.html")).xpath("//*[@class='problems']")
+
+
+def test_empty_day_says_so_and_still_lists_failures(site: SiteSettings) -> None:
+    empty = today(sections=(DigestSection(TECH, (), 0),), previous_day=None)
+    render_digest(site, CATEGORIES, [empty], HEALTH, GENERATED)
+    doc = page(out(site, "index.html"))
+    assert "Nothing new yet today" in doc.text_content()
+    assert not doc.xpath("//section")
+    assert "Broken Feed" in doc.xpath("string(//*[@class='problems'])")
+    assert not doc.xpath("//a[contains(., 'Previous day')]")
+
+
+# --------------------------------------------------------------------------- navigation
+
+
+def test_index_links_work_from_the_root(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, "index.html"))
+    (previous,) = doc.xpath("//a[@rel='prev']/@href")
+    assert previous == f"digest/{YESTERDAY}.html"
+    assert not doc.xpath("//a[@rel='next']")
+    assert doc.xpath(f"//a[@href='digest/{TODAY}/tech.html']")
+    assert doc.xpath(f"//a[@href='digest/{TODAY}.html']")  # permalink
+
+
+def test_previous_and_next_between_day_pages(site: SiteSettings, rendered: WriteReport) -> None:
+    old = page(out(site, f"digest/{YESTERDAY}.html"))
+    assert old.xpath("//a[@rel='next']/@href") == [f"../digest/{TODAY}.html"]
+    assert not old.xpath("//a[@rel='prev']")
+    assert "Nothing new" not in old.text_content()
+    new = page(out(site, f"digest/{TODAY}.html"))
+    assert new.xpath("//a[@rel='prev']/@href") == [f"../digest/{YESTERDAY}.html"]
+
+
+def test_generated_time_in_local_zone(site: SiteSettings, rendered: WriteReport) -> None:
+    doc = page(out(site, "index.html"))
+    (stamp,) = doc.xpath("//footer//time")
+    assert stamp.text == "2024-03-01 12:07 CST"
+    assert stamp.get("datetime") == "2024-03-01T12:07:00+08:00"
+
+
+def test_new_generated_time_rewrites_only_what_was_asked(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
+    later = GENERATED + timedelta(minutes=30)
+    report = render_digest(site, CATEGORIES, [today()], HEALTH, later)
+    assert out(site, "index.html") in report.written
+    assert out(site, f"digest/{YESTERDAY}.html") not in report.written + report.unchanged
