@@ -175,7 +175,7 @@ class Aggregator:
             return outcome, set()
         now = result.fetched_at
         entries = unique_entries(
-            [e for raw in parsed.entries if (e := normalise_entry(raw, now)) is not None]
+            [entry for raw in parsed.entries if (entry := normalise_entry(raw, now)) is not None]
         )
         context = self.storage.load_context(
             state.feed_id,
@@ -236,7 +236,8 @@ class Aggregator:
     def _publish_digest(self, changed_story_ids: set[int] | None) -> WriteReport:
         now = self.clock()
         today = self._local_day(now)
-        all_days = sorted({self._local_day(t) for t in self.storage.first_seen_times()} | {today})
+        seen = self.storage.first_seen_times()
+        all_days = sorted({self._local_day(t) for t in seen} | {today})
         if changed_story_ids is None:
             wanted = set(all_days)
         else:
@@ -256,8 +257,11 @@ class Aggregator:
                     is_today=day == today,
                 )
             )
+        # Pages say when their content last changed, not when they were rendered,
+        # so a poll that brings nothing new rewrites nothing.
+        as_of = max(seen, default=now)
         return render_digest(
-            self.config.site, self.config.categories, days, self.storage.health(), now
+            self.config.site, self.config.categories, days, self.storage.health(), as_of
         )
 
     def _sections(self, start: datetime, end: datetime) -> tuple[DigestSection, ...]:

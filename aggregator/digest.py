@@ -317,5 +317,7 @@ def render_digest(
     problems = _problems(health)
     report = WriteReport()
     for day in days:
-        report += _render_day(page, day, clock, problems)
+        # Feed health is news of the moment: only today's pages carry it, so
+        # past days keep their bytes when a source starts or stops failing.
+        report += _render_day(page, day, clock, problems if day.is_today else [])
     return report

@@ -308,15 +308,15 @@ class Storage:
                 if row.url not in wanted:
                     row.active = False
             for position, source in enumerate(sources):
-                row = rows.get(source.url)
-                if row is None:
-                    row = FeedRow(url=source.url, state="new", next_check=now)
-                    session.add(row)
-                    rows[source.url] = row
-                row.name = source.name
-                row.active = True
-                row.position = position
-                row.interval_seconds = int(source.interval.total_seconds())
+                feed = rows.get(source.url)
+                if feed is None:
+                    feed = FeedRow(url=source.url, state="new", next_check=now)
+                    session.add(feed)
+                    rows[source.url] = feed
+                feed.name = source.name
+                feed.active = True
+                feed.position = position
+                feed.interval_seconds = int(source.interval.total_seconds())
             session.flush()
             session.execute(delete(FeedCategoryRow))
             links = [
@@ -368,7 +368,8 @@ class Storage:
                 for story_id, key in session.execute(
                     select(StoryRow.id, StoryRow.link_key).where(StoryRow.link_key.in_(chunk))
                 ):
-                    story_by_link[key] = story_id
+                    if key is not None:
+                        story_by_link[key] = story_id
             own: dict[int, StoredSource] = {}
             for chunk in _chunks(list(story_by_link.values())):
                 for row in session.scalars(
@@ -380,8 +381,10 @@ class Storage:
             story_ids = {s.story_id for s in sources.values()} | set(story_by_link.values())
             stories: dict[int, StoredStory] = {}
             for chunk in _chunks(sorted(story_ids)):
-                for row in session.scalars(select(StoryRow).where(StoryRow.id.in_(chunk))):
-                    stories[row.id] = StoredStory(row.id, row.primary_feed_id, _fields_of(row))
+                for story in session.scalars(select(StoryRow).where(StoryRow.id.in_(chunk))):
+                    stories[story.id] = StoredStory(
+                        story.id, story.primary_feed_id, _fields_of(story)
+                    )
             return FeedContext(feed_id, feed_url, sources, story_by_link, own, stories)
 
     def apply(

@@ -202,10 +202,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True  # the given length may be a deliberate lie
         self.end_headers()
-        for chunk in reply.body:
-            if not chunk:
-                continue
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-            self.wfile.flush()
+        try:
+            for chunk in reply.body:
+                if not chunk:
+                    continue
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                self.wfile.flush()
+        except ValueError:  # one generator body shared by two requests at once
+            self.close_connection = True
+            return
         if chunked:
             self.wfile.write(b"0\r\n\r\n")

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC
 
-import brotli  # type: ignore[import-untyped]
+import brotli
 import httpx
 import pytest
 

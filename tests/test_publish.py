@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import pytest
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree
 
 from aggregator.models import (
     Category,

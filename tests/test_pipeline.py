@@ -1,0 +1,306 @@
+"""End to end: feeds served on 127.0.0.1 → `aggregator update` → files read back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+from click.testing import Result
+from lxml import etree
+
+from tests.conftest import ConfigWriter
+from tests.feedbuilder import Item, atom, rss
+from tests.httpserver import Reply, Request, closed_port_url, serve
+
+Cli = Callable[..., Result]
+RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
+ATOM = {"Content-Type": "application/atom+xml; charset=utf-8"}
+
+
+def published(config: Path, name: str) -> Path:
+    return config.parent / "var" / "public" / name
+
+
+def parse_output(path: Path) -> feedparser.FeedParserDict:
+    parsed = feedparser.parse(path.read_bytes())
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return parsed
+
+
+def story_count(config: Path) -> int:
+    with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+        return int(db.execute("SELECT count(*) FROM stories").fetchone()[0])
+
+
+def test_update_publishes_everything_and_second_update_stores_nothing(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    items = [
+        Item(
+            f"Story {i}",
+            f"https://site.test/{i}",
+            f"g{i}",
+            "Mon, 01 Jan 2024 10:00:00 GMT",
+            "<p>Body <b>bold</b></p>",
+            ["local-tag"],
+        )
+        for i in range(5)
+    ]
+    with serve(
+        {
+            "/rss": Reply(body=rss("RSS feed", items), headers={**RSS, "ETag": '"r1"'}),
+            "/atom": Reply(
+                body=atom("Atom feed", [Item("Atom story", "https://a.test/1")]), headers=ATOM
+            ),
+        }
+    ) as server:
+        config = write_config(
+            [
+                {"url": server.url("/rss"), "name": "The RSS", "categories": ["tech"]},
+                {"url": server.url("/atom"), "categories": ["science"]},
+            ]
+        )
+        first = cli("--config", str(config), "update")
+        assert first.exit_code == 0, first.output
+        assert story_count(config) == 6
+        outputs = sorted(p.name for p in published(config, "feeds").iterdir())
+        assert outputs == sorted(
+            f"{slug}.{ext}"
+            for slug in ("all", "tech", "science")
+            for ext in ("atom", "rss", "json")
+        )
+        mtimes = {p: p.stat().st_mtime_ns for p in published(config, "").rglob("*") if p.is_file()}
+
+        second = cli("--config", str(config), "update")
+        assert second.exit_code == 0, second.output
+        assert story_count(config) == 6
+        assert "0 new and 0 updated" in second.output
+        assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing rewritten
+        # The second poll of /rss was conditional.
+        assert server.requests_to("/rss")[-1].headers.get("if-none-match") == '"r1"'
+
+    all_atom = parse_output(published(config, "feeds/all.atom"))
+    assert len(all_atom.entries) == 6
+    science = parse_output(published(config, "feeds/science.atom"))
+    assert [e.title for e in science.entries] == ["Atom story"]
+    tech_rss = parse_output(published(config, "feeds/tech.rss"))
+    assert {e.title for e in tech_rss.entries} == {f"Story {i}" for i in range(5)}
+    assert all(e.link.startswith("https://site.test/") for e in tech_rss.entries)
+    feed_json = json.loads(published(config, "feeds/all.json").read_text("utf-8"))
+    assert feed_json["version"] == "https://jsonfeed.org/version/1.1"
+    assert len(feed_json["items"]) == 6
+    index = published(config, "index.html").read_text("utf-8")
+    assert "Story 3" in index and "Atom story" in index
+
+
+def test_published_xml_is_well_formed_with_required_elements(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    items = [
+        Item(
+            "Tom & Jerry <b>bold</b>",
+            "https://site.test/t",
+            "t1",
+            "Tue, 02 Jan 2024 10:00:00 GMT",
+            '<p>Hi<img src="/pic.png"></p>',
+            thumbnail="https://site.test/thumb.jpg",
+            enclosures=[("https://site.test/ep.mp3", "audio/mpeg", 12345)],
+        ),
+    ]
+    with serve({"/rss": Reply(body=rss("Feed", items), headers=RSS)}) as server:
+        config = write_config([{"url": server.url("/rss"), "categories": ["pods"]}])
+        assert cli("--config", str(config), "update").exit_code == 0
+    atom_ns = "{http://www.w3.org/2005/Atom}"
+    tree = etree.parse(str(published(config, "feeds/pods.atom")))
+    (entry,) = tree.getroot().findall(f"{atom_ns}entry")
+    for required in ("id", "title", "updated"):
+        assert entry.find(f"{atom_ns}{required}") is not None
+    assert entry.findtext(f"{atom_ns}title") == "Tom & Jerry bold"
+    enclosure = entry.find(f"{atom_ns}link[@rel='enclosure']")
+    assert enclosure is not None and enclosure.get("type") == "audio/mpeg"
+    assert enclosure.get("length") == "12345"
+    rss_tree = etree.parse(str(published(config, "feeds/pods.rss")))
+    item = rss_tree.getroot().find("channel/item")
+    assert item is not None and item.find("enclosure") is not None
+    source = item.find("source")
+    assert source is not None and source.get("url", "").endswith("/rss")
+    parsed = parse_output(published(config, "feeds/pods.rss"))
+    assert parsed.entries[0].media_thumbnail[0]["url"] == "https://site.test/thumb.jpg"
+
+
+def test_cross_posted_story_appears_once_in_all_and_in_each_category(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    story = "https://news.test/2024/story?id=7"
+    feed_a = rss("A", [Item("Shared story", story + "&utm_source=a", "a-1", description="A")])
+    feed_b = atom(
+        "B",
+        [
+            Item(
+                "Shared story (B)",
+                "https://NEWS.test:443/2024/story?id=7&fbclid=x#c",
+                "urn:b:1",
+                description="B",
+            )
+        ],
+    )
+    with serve(
+        {"/a": Reply(body=feed_a, headers=RSS), "/b": Reply(body=feed_b, headers=ATOM)}
+    ) as s:
+        config = write_config(
+            [
+                {"url": s.url("/a"), "name": "Source A", "categories": ["tech"]},
+                {"url": s.url("/b"), "name": "Source B", "categories": ["science", "world"]},
+            ]
+        )
+        assert cli("--config", str(config), "update").exit_code == 0
+    assert story_count(config) == 1
+    ids = set()
+    for slug in ("all", "tech", "science", "world"):
+        entries = parse_output(published(config, f"feeds/{slug}.atom")).entries
+        assert len(entries) == 1, slug
+        ids.add(entries[0].id)
+    assert len(ids) == 1  # the same stable id everywhere
+    item = json.loads(published(config, "feeds/all.json").read_text("utf-8"))["items"][0]
+    assert {s["title"] for s in item["_sources"]} == {"Source A", "Source B"}
+
+
+def test_gb18030_feed_titles_appear_correctly_in_digest(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    title = "两大摄影巨头强强联手！松下与徕卡签署全面战略合作协议"
+    body = rss(
+        "最新新闻",
+        [Item(title, "https://news.mydrivers.test/1.htm", "1", description="松下")],
+        encoding="gb18030",
+        declare_encoding=False,
+    )
+    assert title.encode("utf-8") not in body  # really GB18030 bytes on the wire
+    headers = {"Content-Type": "application/rss+xml; charset=gb18030"}
+    with serve({"/gb": Reply(body=body, headers=headers)}) as server:
+        config = write_config([{"url": server.url("/gb"), "categories": ["新媒体"]}])
+        assert cli("--config", str(config), "update").exit_code == 0
+    assert title in published(config, "index.html").read_text("utf-8")
+    assert published(config, "feeds/xin-mei-ti.atom").exists()
+    assert parse_output(published(config, "feeds/xin-mei-ti.atom")).entries[0].title == title
+
+
+def test_changed_entry_is_updated_in_place(write_config: ConfigWriter, cli: Cli) -> None:
+    version = {"text": "<p>first</p>"}
+
+    def feed(_: Request) -> Reply:
+        item = Item("Story", "https://site.test/1", "g1", description=version["text"])
+        return Reply(body=rss("F", [item]), headers=RSS)
+
+    with serve({"/f": feed}) as server:
+        config = write_config([{"url": server.url("/f")}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        version["text"] = "<p>second edition</p>"
+        result = cli("--config", str(config), "update")
+        assert result.exit_code == 0
+        assert "0 new and 1 updated" in result.output
+    assert story_count(config) == 1
+    (entry,) = parse_output(published(config, "feeds/all.atom")).entries
+    assert "second edition" in entry.content[0].value
+
+
+def test_guids_changing_every_fetch_produce_no_duplicates(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    counter = {"n": 0}
+
+    def feed(_: Request) -> Reply:
+        counter["n"] += 1
+        items = [Item(f"S{i}", f"https://site.test/{i}", f"g{i}-{counter['n']}") for i in range(3)]
+        return Reply(body=rss("F", items), headers=RSS)
+
+    with serve({"/f": feed}) as server:
+        config = write_config([{"url": server.url("/f")}])
+        for _ in range(3):
+            assert cli("--config", str(config), "update").exit_code == 0
+    assert counter["n"] == 3
+    assert story_count(config) == 3
+
+
+def test_failing_feeds_are_recorded_and_the_rest_published(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    good = rss("Good", [Item("Good story", "https://good.test/1")])
+    with serve(
+        {
+            "/good": Reply(body=good, headers=RSS),
+            "/missing": Reply(status=404, body=b"nope"),
+            "/html": Reply(
+                body=b"<html><body>not a feed</body></html>", headers={"Content-Type": "text/html"}
+            ),
+        }
+    ) as server:
+        refused = closed_port_url() + "feed.xml"
+        config = write_config(
+            [
+                {"url": server.url("/good"), "name": "Good"},
+                {"url": server.url("/missing"), "name": "Missing"},
+                {"url": server.url("/html"), "name": "Webpage"},
+                {"url": refused, "name": "Refused"},
+            ]
+        )
+        result = cli("--config", str(config), "update")
+    assert result.exit_code == 1, result.output
+    assert "1 ok, 3 failed" in result.output
+    status = json.loads(cli("--config", str(config), "status", "--json").output)
+    by_name = {f["name"]: f for f in status["feeds"]}
+    assert status["entries_total"] == 1
+    assert by_name["Good"]["state"] == "ok" and by_name["Good"]["entries"] == 1
+    assert by_name["Missing"]["state"] == "error"
+    assert by_name["Missing"]["http_status"] == 404
+    assert "404" in by_name["Missing"]["last_error"]
+    assert "not a feed" in by_name["Webpage"]["last_error"]
+    assert "refused" in by_name["Refused"]["last_error"]
+    assert by_name["Refused"]["last_poll"] is not None
+    index = published(config, "index.html").read_text("utf-8")
+    assert "Good story" in index
+    for name in ("Missing", "Webpage", "Refused"):
+        assert name in index
+    table = cli("--config", str(config), "status").output
+    assert "Missing" in table and "error" in table
+
+
+def test_max_entries_caps_every_output(write_config: ConfigWriter, cli: Cli) -> None:
+    items = [
+        Item(f"S{i}", f"https://site.test/{i}", date=f"Mon, 01 Jan 2024 10:{i:02d}:00 GMT")
+        for i in range(12)
+    ]
+    with serve({"/f": Reply(body=rss("F", items), headers=RSS)}) as server:
+        config = write_config([{"url": server.url("/f"), "categories": ["x"]}], max_entries=5)
+        assert cli("--config", str(config), "update").exit_code == 0
+    entries = parse_output(published(config, "feeds/x.atom")).entries
+    assert [e.title for e in entries] == [f"S{i}" for i in range(11, 6, -1)]
+
+
+def test_build_republishes_from_database_only(write_config: ConfigWriter, cli: Cli) -> None:
+    with serve({"/f": Reply(body=rss("F", [Item("Kept", "https://s.test/1")]), headers=RSS)}) as s:
+        config = write_config([{"url": s.url("/f")}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        polls = len(s.requests)
+        index = published(config, "index.html")
+        index.unlink()
+        result = cli("--config", str(config), "build")
+        assert result.exit_code == 0, result.output
+        assert len(s.requests) == polls  # build fetched nothing
+    assert "Kept" in index.read_text("utf-8")
+
+
+def test_invalid_config_exits_2_and_runs_nothing(tmp_path: Path, cli: Cli) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text(
+        "site:\n  base_url: https://x.test/\n  intervall: 5m\nfeeds:\n  - url: ftp://x\n",
+        encoding="utf-8",
+    )
+    result = cli("--config", str(config), "update")
+    assert result.exit_code == 2
+    assert "feeds.yaml:3" in result.output and "intervall" in result.output
+    assert "feeds.yaml:5" in result.output
+    assert not (tmp_path / "var").exists()
