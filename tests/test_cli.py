@@ -1,0 +1,105 @@
+"""The command line as a user meets it: help, the example config, `run` as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from aggregator.cli import main
+from aggregator.config import load_config
+from tests.conftest import ConfigWriter
+from tests.feedbuilder import Item, rss
+from tests.httpserver import Reply, closed_port_url, serve
+
+Cli = Callable[..., Result]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", [[], ["update"], ["build"], ["run"], ["status"]])
+def test_every_command_has_help_with_an_example(cli: Cli, command: list[str]) -> None:
+    result = cli(*command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "aggregator" in result.output.split("Example", 1)[1]
+
+
+def test_every_command_is_covered_by_the_help_test() -> None:
+    assert set(main.commands) == {"update", "build", "run", "status"}
+
+
+def test_unknown_command_is_a_usage_error(cli: Cli) -> None:
+    assert cli("frobnicate").exit_code == 2
+
+
+def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> None:
+    result = cli("--config", str(tmp_path / "nope.yaml"), "status")
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output
+
+
+def test_config_from_environment(write_config: ConfigWriter, tmp_path: Path) -> None:
+    config = write_config([])
+    env = {**os.environ, "AGGREGATOR_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"entries_total": 0, "feeds": []}
+
+
+def test_example_config_is_valid_and_has_the_seed_source() -> None:
+    config = load_config(REPO / "feeds.yaml")
+    assert len(config.feeds) >= 12
+    assert len(config.categories) >= 3
+    kuai = [f for f in config.feeds if f.name and "快科技" in f.name]
+    assert kuai and "新媒体" in kuai[0].categories
+    assert {c.slug for c in config.categories} >= {"xin-mei-ti"}
+
+
+def test_run_polls_publishes_and_stops_on_sigterm(write_config: ConfigWriter) -> None:
+    """`run` with every source unreachable but one still publishes a digest naming them."""
+    good = rss("Good", [Item("Reachable story", "https://good.test/1")])
+    with serve({"/good": Reply(body=good, headers={"Content-Type": "application/rss+xml"})}) as s:
+        config = write_config(
+            [
+                {"url": s.url("/good"), "name": "Reachable"},
+                {"url": closed_port_url() + "a.xml", "name": "Offline A"},
+                {"url": closed_port_url() + "b.xml", "name": "Offline B"},
+            ]
+        )
+        index = config.parent / "var" / "public" / "index.html"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "run", "--tick", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if index.exists() and "Reachable story" in index.read_text("utf-8"):
+                    break
+                time.sleep(0.2)
+            page = index.read_text("utf-8")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Reachable story" in page
+    assert "Offline A" in page and "Offline B" in page and "Sources with problems" in page
+    assert "connection refused" in output
+    assert "Offline A" in output
