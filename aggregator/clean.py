@@ -1,0 +1,450 @@
+"""`RawEntry` -> `EntryData`: sanitising, absolute URLs, dates, ids, thumbnails.
+
+Pure: no clock, no network, no disk; `fetched_at` comes in as an argument.
+The only module importing nh3. Everything a feed says is untrusted: its HTML
+is cut down to an allow-list, its URLs must end up absolute http(s), and its
+dates may not lie in the future.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from functools import lru_cache, partial
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+from aggregator.models import Enclosure, EntryData, RawEntry
+
+# --------------------------------------------------------------------------- allow-lists
+
+ALLOWED_TAGS = frozenset(
+    {
+        # text and inline formatting
+        "p", "br", "hr", "div", "span", "address", "center",
+        "h1", "h2", "h3", "h4", "h5", "h6",
+        "b", "i", "u", "s", "em", "strong", "small", "big", "mark", "strike",
+        "sub", "sup", "del", "ins", "abbr", "acronym", "cite", "q", "dfn", "time",
+        "code", "kbd", "samp", "var", "tt", "pre", "blockquote",
+        "ruby", "rb", "rp", "rt", "wbr", "details", "summary",
+        # lists and tables
+        "ul", "ol", "li", "dl", "dt", "dd",
+        "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td", "col", "colgroup",
+        # media and links
+        "a", "img", "figure", "figcaption", "picture", "source", "audio", "video",
+    }
+)  # fmt: skip
+
+# Removed together with everything inside them. The raw-text elements are here
+# because the HTML parser would otherwise turn their markup into visible text.
+CLEAN_CONTENT_TAGS = frozenset(
+    {
+        "script", "style", "noscript", "template", "iframe", "frame", "frameset",
+        "object", "applet", "noembed", "noframes", "xmp", "plaintext", "textarea",
+        "title", "select", "button", "svg", "math", "head",
+    }
+)  # fmt: skip
+
+_ALIGNABLE = ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "td", "th", "img")
+_SIZED = ("img", "video", "table", "td", "th", "col")
+
+ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "*": frozenset({"title", "lang", "dir"}),
+    "a": frozenset({"href"}),
+    "img": frozenset({"src", "srcset", "sizes", "alt"}),
+    "source": frozenset({"src", "srcset", "sizes", "type", "media"}),
+    "video": frozenset({"src", "poster"}),
+    "audio": frozenset({"src"}),
+    "td": frozenset({"colspan", "rowspan"}),
+    "th": frozenset({"colspan", "rowspan", "scope"}),
+    "col": frozenset({"span"}),
+    "colgroup": frozenset({"span"}),
+    "ol": frozenset({"start", "reversed", "type"}),
+    "li": frozenset({"value"}),
+    "blockquote": frozenset({"cite"}),
+    "q": frozenset({"cite"}),
+    "del": frozenset({"cite", "datetime"}),
+    "ins": frozenset({"cite", "datetime"}),
+    "time": frozenset({"datetime"}),
+}
+for _tag in _ALIGNABLE:
+    ALLOWED_ATTRIBUTES[_tag] = ALLOWED_ATTRIBUTES.get(_tag, frozenset()) | {"align"}
+for _tag in _SIZED:
+    ALLOWED_ATTRIBUTES[_tag] = ALLOWED_ATTRIBUTES.get(_tag, frozenset()) | {"width", "height"}
+
+# Images load without telling the source who is reading (many hosts, Chinese
+# news sites especially, refuse hot-linked images that send a Referer) and only
+# when scrolled to. Players get controls (nothing autoplays) and fetch nothing
+# until asked.
+SET_ATTRIBUTES = {
+    "img": {"referrerpolicy": "no-referrer", "loading": "lazy"},
+    "video": {"controls": "controls", "preload": "none"},
+    "audio": {"controls": "controls", "preload": "none"},
+}
+LINK_REL = "noopener noreferrer"
+
+URL_SCHEMES = frozenset({"http", "https", "mailto"})
+WEB_SCHEMES = frozenset({"http", "https"})
+URL_ATTRIBUTES = frozenset({"href", "src", "poster", "cite"})
+
+UNTITLED = "(untitled)"
+TITLE_FALLBACK_LENGTH = 80
+# A title or author name longer than this is a broken or hostile feed, not prose.
+TITLE_LIMIT = 1000
+AUTHOR_LIMIT = 200
+TAG_LIMIT = 100
+ELLIPSIS = "…"
+# Dates at or before the Unix epoch are placeholders ("0", "0001-01-01"), not dates.
+EARLIEST_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+
+_BLOCK_TAG = re.compile(
+    r"<(?=/?(?:p|br|hr|div|li|dt|dd|tr|td|th|h[1-6]|blockquote|pre|table|ul|ol|dl|"
+    r"figure|figcaption|section|article|header|footer|caption)[\s/>])",
+    re.IGNORECASE,
+)
+_WHITESPACE = re.compile(r"\s+")
+# Characters XML 1.0 forbids (and lone surrogates, which JSON escapes can make):
+# they would break every feed we publish and cannot be encoded for nh3.
+_INVALID_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_TAG = re.compile(r"<[^>]*>")
+_MEDIA_TAG = re.compile(r"<(?:img|video|audio|source)\b")
+_IMG_TAG = re.compile(r"<img\b[^>]*>")
+_IMG_ATTRIBUTE = re.compile(r'\s(src|width|height)="([^"]*)"')
+_TRACKING_PIXEL_SIZES = frozenset({"0", "1", "0px", "1px"})
+# Text that still looks like a tag or an entity after one pass was escaped twice.
+_MARKUP_LIKE = re.compile(r"<[a-zA-Z/!?]|&#?\w+;")
+
+# The HTML parser under nh3 takes time quadratic in nesting depth (8 s for
+# 50,000 nested <div>s), so deeper HTML is flattened to its text first. Only
+# fragments with this many tags can be that deep, so only they are measured.
+MAX_DEPTH = 512
+DEPTH_CHECK_TAGS = 2000
+# Elements that do not nest: void ones, and ones the parser closes implicitly.
+_NON_NESTING = frozenset(
+    {
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option",
+        "optgroup", "thead", "tbody", "tfoot", "colgroup", "rb", "rt", "rp",
+    }
+)  # fmt: skip
+_ANY_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/>]*)[^>]*?(/?)>")
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+# Strips every tag for plain_text; built once, as building costs more than cleaning a title.
+_TEXT_CLEANER = nh3.Cleaner(
+    tags=set(), clean_content_tags=CLEAN_CONTENT_TAGS, attributes={}, link_rel=None
+)
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def normalise_entry(raw: RawEntry, fetched_at: datetime) -> EntryData | None:
+    """Clean one entry; None when nothing at all identifies it."""
+    fetched_at = as_utc(fetched_at)
+    link = absolute_web_url(raw.link, raw.base)
+    base = raw.base or link
+    content = sanitise_html(raw.content_html, base)
+    summary = sanitise_html(raw.summary_html, base)
+    if summary == content:
+        summary = None
+    guid = xml_text(raw.guid or "").strip()
+    stated_title = text_field(raw.title, TITLE_LIMIT)
+    if not (guid or link or stated_title or content or summary):
+        return None
+    title = stated_title or plain_text(content or summary, TITLE_FALLBACK_LENGTH) or UNTITLED
+    published, published_known = published_date(raw, fetched_at)
+    enclosures = clean_enclosures(raw.enclosures, base)
+    return EntryData(
+        entry_id=entry_id(guid, link, title, raw),
+        title=title,
+        link=link,
+        author=text_field(raw.author, AUTHOR_LIMIT) or None,
+        published=published,
+        updated=clamp(plausible(raw.updated), fetched_at),
+        summary=summary,
+        content=content,
+        tags=clean_tags(raw.tags),
+        enclosures=enclosures,
+        thumbnail=choose_thumbnail(raw, enclosures, content, summary, base),
+        published_known=published_known,
+    )
+
+
+def entry_id(guid: str, link: str | None, title: str, raw: RawEntry) -> str:
+    """The guid, else the link, else a hash of what stays put between polls.
+
+    The hash takes the stated date, never the fetch time, so an entry without
+    guid or link keeps its id from one poll to the next.
+    """
+    if guid:
+        return guid
+    if link:
+        return link
+    stated = plausible(raw.published) or plausible(raw.updated)
+    key = title + "\x1f" + (as_utc(stated).isoformat() if stated else "")
+    return "sha1:" + hashlib.sha1(key.encode("utf-8")).hexdigest()
+
+
+def xml_text(text: str) -> str:
+    """`text` without the characters no XML document (nor nh3) accepts."""
+    return _INVALID_CHARACTERS.sub("", text)
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive datetime is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def plausible(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC, unless it is a placeholder from before the epoch."""
+    if moment is None:
+        return None
+    try:
+        moment = as_utc(moment)
+    except OverflowError:  # year 1 or 9999 with an offset
+        return None
+    return moment if moment > EARLIEST_DATE else None
+
+
+def clamp(moment: datetime | None, fetched_at: datetime) -> datetime | None:
+    """No entry was written after we fetched it: future dates become the fetch time."""
+    if moment is None:
+        return None
+    return min(as_utc(moment), fetched_at)
+
+
+def published_date(raw: RawEntry, fetched_at: datetime) -> tuple[datetime, bool]:
+    """Published, else updated, else the fetch time (flagged as not known)."""
+    stated = clamp(plausible(raw.published) or plausible(raw.updated), fetched_at)
+    if stated is None:
+        return fetched_at, False
+    return stated, True
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def absolute_url(url: str | None, base: str | None, schemes: frozenset[str]) -> str | None:
+    """`url` resolved against `base`, if the result has one of `schemes`."""
+    if url is None or not url.strip():
+        return None
+    try:
+        resolved = urljoin(xml_text(base or ""), xml_text(url).strip())
+        scheme = urlsplit(resolved).scheme.lower()
+    except ValueError:
+        return None
+    return resolved if scheme in schemes else None
+
+
+def absolute_web_url(url: str | None, base: str | None) -> str | None:
+    """Absolute http(s) only: javascript:, data: and relative leftovers are dropped."""
+    return absolute_url(url, base, WEB_SCHEMES)
+
+
+def resolve_srcset(srcset: str, base: str | None) -> str | None:
+    """Each candidate's URL made absolute http(s); candidates that fail are dropped."""
+    candidates = []
+    for candidate in srcset.split(","):
+        url, _, descriptor = candidate.strip().partition(" ")
+        resolved = absolute_web_url(url, base)
+        if resolved is not None:
+            candidates.append(f"{resolved} {descriptor.strip()}".strip())
+    return ", ".join(candidates) or None
+
+
+def resolve_attribute(base: str | None, tag: str, attribute: str, value: str) -> str | None:
+    """nh3 attribute filter: URLs in attributes become absolute, or go."""
+    if attribute == "srcset":
+        return resolve_srcset(value, base)
+    if attribute in URL_ATTRIBUTES:
+        schemes = URL_SCHEMES if attribute == "href" else WEB_SCHEMES
+        return absolute_url(value, base, schemes)
+    return value
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def sanitise_html(fragment: str | None, base: str | None) -> str | None:
+    """Allow-listed HTML with absolute URLs; None when nothing visible is left."""
+    if fragment is None or not fragment.strip():
+        return None
+    cleaned = html_cleaner(base).clean(shallow(xml_text(fragment))).strip()
+    return None if is_blank(cleaned) else cleaned
+
+
+@lru_cache(maxsize=256)
+def html_cleaner(base: str | None) -> nh3.Cleaner:
+    """One sanitiser per base URL: building one costs more than most entries' cleaning.
+
+    The entries of a feed mostly share a base, so a small cache hits nearly always.
+    """
+    return nh3.Cleaner(
+        tags=ALLOWED_TAGS,
+        clean_content_tags=CLEAN_CONTENT_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=partial(resolve_attribute, base),
+        link_rel=LINK_REL,
+        set_tag_attribute_values=SET_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+    )
+
+
+def is_blank(cleaned: str) -> bool:
+    """No text and no media: `<p> </p>` shows nothing, so it is no content.
+
+    Only for sanitised HTML, where `>` inside attribute values is escaped and a
+    regex is enough to drop the tags.
+    """
+    if _MEDIA_TAG.search(cleaned):
+        return False
+    return not html.unescape(_TAG.sub("", cleaned)).strip()
+
+
+def plain_text(fragment: str | None, limit: int | None = None) -> str:
+    """HTML as one line of readable text, cut to `limit` characters with "…"."""
+    if not fragment:
+        return ""
+    spaced = _BLOCK_TAG.sub(" <", shallow(xml_text(fragment)))
+    stripped = _TEXT_CLEANER.clean(spaced)
+    text = _WHITESPACE.sub(_collapse, html.unescape(stripped)).strip()
+    return shorten(text, limit) if limit is not None else text
+
+
+def text_field(fragment: str | None, limit: int) -> str:
+    """Plain text for a title, author or tag: markup removed even where it was escaped.
+
+    Feeds escape twice often enough ("&amp;#8217;", "&lt;b&gt;") that text
+    which still looks like markup after one pass is read as HTML once more.
+    """
+    text = plain_text(fragment)
+    if _MARKUP_LIKE.search(text):
+        text = plain_text(text)
+    return shorten(text, limit)
+
+
+def shallow(fragment: str) -> str:
+    """`fragment`, or its text in one escaped paragraph when nested too deep to parse."""
+    if fragment.count("<") < DEPTH_CHECK_TAGS or not too_deep(fragment):
+        return fragment
+    text = html.unescape(_ANY_TAG.sub(" ", _SCRIPT_OR_STYLE.sub(" ", fragment)))
+    return "<p>" + html.escape(_WHITESPACE.sub(" ", text).strip()) + "</p>"
+
+
+def too_deep(fragment: str) -> bool:
+    depth = 0
+    for tag in _ANY_TAG.finditer(fragment):
+        closing, name, self_closing = tag.groups()
+        if closing:
+            depth = max(depth - 1, 0)
+        elif not self_closing and name.lower() not in _NON_NESTING:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+    return False
+
+
+def _collapse(space: re.Match[str]) -> str:
+    # A lone no-break space is meant ("Café\xa0au lait"); any other run is layout.
+    return space[0] if space[0] == "\xa0" else " "
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary when one is near."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - len(ELLIPSIS), 0)
+    cut = text[:keep]
+    space = cut.rfind(" ")
+    if not text[keep].isspace() and space > keep // 2:
+        cut = cut[:space]  # back to the end of the last whole word
+    return cut.rstrip(" ,;:.-–—") + ELLIPSIS
+
+
+# --------------------------------------------------------------------------- tags, enclosures
+
+
+def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Plain text, in order, each once (case-insensitively), none empty."""
+    seen: dict[str, str] = {}
+    for tag in tags:
+        text = text_field(tag, TAG_LIMIT)
+        if text and text.casefold() not in seen:
+            seen[text.casefold()] = text
+    return tuple(seen.values())
+
+
+def clean_enclosures(enclosures: Iterable[Enclosure], base: str | None) -> tuple[Enclosure, ...]:
+    """Absolute http(s) URLs, each once."""
+    found: dict[str, Enclosure] = {}
+    for enclosure in enclosures:
+        url = absolute_web_url(enclosure.url, base)
+        if url is None or url in found:
+            continue
+        media_type = (enclosure.type or "").strip().lower() or None
+        length = enclosure.length if (enclosure.length or 0) >= 0 else None
+        found[url] = Enclosure(url=url, type=media_type, length=length)
+    return tuple(found.values())
+
+
+# --------------------------------------------------------------------------- thumbnail
+
+
+def choose_thumbnail(
+    raw: RawEntry,
+    enclosures: tuple[Enclosure, ...],
+    content: str | None,
+    summary: str | None,
+    base: str | None,
+) -> str | None:
+    """The first usable image of, in order: media:thumbnail, media:content images,
+    image enclosures, itunes:image, the content's first <img>, the summary's."""
+    return next(
+        (url for url in thumbnail_candidates(raw, enclosures, content, summary, base) if url),
+        None,
+    )
+
+
+def thumbnail_candidates(
+    raw: RawEntry,
+    enclosures: tuple[Enclosure, ...],
+    content: str | None,
+    summary: str | None,
+    base: str | None,
+) -> Iterator[str | None]:
+    """Candidates lazily, so the HTML is only searched when the feed names no image."""
+    for url in raw.media_thumbnails:
+        yield absolute_web_url(url, base)
+    for url in raw.media_images:
+        yield absolute_web_url(url, base)
+    for enclosure in enclosures:
+        if (enclosure.type or "").startswith("image/"):
+            yield enclosure.url
+    yield absolute_web_url(raw.itunes_image, base)
+    yield first_image(content)
+    yield first_image(summary)
+
+
+def first_image(cleaned: str | None) -> str | None:
+    """The src of the first real <img> of sanitised HTML (tracking pixels skipped).
+
+    Sanitised HTML has double-quoted attributes and absolute http(s) src
+    values, so a regex reads it reliably.
+    """
+    if not cleaned:
+        return None
+    for tag in _IMG_TAG.finditer(cleaned):
+        attributes = dict(_IMG_ATTRIBUTE.findall(tag.group()))
+        sizes = {attributes.get("width", ""), attributes.get("height", "")}
+        if "src" in attributes and not sizes & _TRACKING_PIXEL_SIZES:
+            return html.unescape(attributes["src"])
+    return None

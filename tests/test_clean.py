@@ -1,0 +1,461 @@
+"""normalise_entry and plain_text: ids, links, titles, dates, sanitising, thumbnails."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from aggregator.clean import normalise_entry, plain_text
+from aggregator.models import Enclosure, EntryData, RawEntry
+from tests.conftest import shared_path
+
+FETCHED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+BASE = "https://site.example/blog/post/"
+
+
+def raw(**fields: Any) -> RawEntry:
+    defaults: dict[str, Any] = {
+        "guid": "id-1",
+        "title": "A title",
+        "link": "https://site.example/blog/post/1",
+        "base": BASE,
+        "author": None,
+        "published": datetime(2024, 5, 1, 8, 0, tzinfo=UTC),
+        "updated": None,
+        "summary_html": None,
+        "content_html": None,
+    }
+    return RawEntry(**{**defaults, **fields})
+
+
+def clean(entry: RawEntry, fetched_at: datetime = FETCHED) -> EntryData:
+    result = normalise_entry(entry, fetched_at)
+    assert result is not None
+    return result
+
+
+def content_of(html: str, **fields: Any) -> str:
+    result = clean(raw(content_html=html, **fields)).content
+    assert result is not None
+    return result
+
+
+# --------------------------------------------------------------------------- entry id
+
+
+def test_id_is_the_stripped_guid() -> None:
+    assert clean(raw(guid="  urn:x:1 \n")).entry_id == "urn:x:1"
+
+
+@pytest.mark.parametrize("guid", [None, "", "   "])
+def test_id_falls_back_to_the_absolute_link(guid: str | None) -> None:
+    assert clean(raw(guid=guid, link="../2")).entry_id == "https://site.example/blog/2"
+
+
+def test_id_falls_back_to_a_hash_of_title_and_date() -> None:
+    entry = raw(guid=None, link=None, title="Hello", published=datetime(2024, 5, 1, tzinfo=UTC))
+    expected = hashlib.sha1(b"Hello\x1f2024-05-01T00:00:00+00:00").hexdigest()
+    assert clean(entry).entry_id == f"sha1:{expected}"
+
+
+def test_hash_id_is_stable_across_polls_without_dates() -> None:
+    entry = raw(guid=None, link=None, published=None, title="Undated")
+    first = clean(entry, FETCHED).entry_id
+    assert clean(entry, FETCHED + timedelta(hours=6)).entry_id == first
+    assert clean(replace(entry, title="Other"), FETCHED).entry_id != first
+
+
+def test_hash_id_uses_updated_when_published_is_missing() -> None:
+    entry = raw(guid=None, link=None, published=None, updated=datetime(2024, 1, 1, tzinfo=UTC))
+    assert clean(entry).entry_id != clean(replace(entry, updated=None)).entry_id
+
+
+def test_entry_with_nothing_identifying_is_dropped() -> None:
+    entry = raw(guid=None, link=None, title=None, summary_html="  ", content_html="<p> </p>")
+    assert normalise_entry(entry, FETCHED) is None
+
+
+# --------------------------------------------------------------------------- link
+
+
+@pytest.mark.parametrize(
+    ("link", "base", "expected"),
+    [
+        ("/a/b", BASE, "https://site.example/a/b"),
+        ("c", BASE, "https://site.example/blog/post/c"),
+        ("//cdn.example/x", BASE, "https://cdn.example/x"),
+        ("http://other.example/", None, "http://other.example/"),
+        ("relative/only", None, None),
+        ("javascript:alert(1)", BASE, None),
+        ("  JavaScript:alert(1)", BASE, None),
+        ("data:text/html,<script>", BASE, None),
+        ("ftp://files.example/x", BASE, None),
+    ],
+)
+def test_link_is_absolute_http(link: str, base: str | None, expected: str | None) -> None:
+    assert clean(raw(link=link, base=base)).link == expected
+
+
+# --------------------------------------------------------------------------- title and author
+
+
+def test_title_is_plain_text() -> None:
+    entry = raw(title="  <b>Bold</b> &amp; <i>brave</i>\n\n  news &lt;3 ")
+    assert clean(entry).title == "Bold & brave news <3"
+
+
+def test_title_with_script_keeps_no_script_text() -> None:
+    assert clean(raw(title="Hi<script>alert(1)</script>")).title == "Hi"
+
+
+def test_empty_title_falls_back_to_the_content() -> None:
+    words = " ".join(f"word{i}" for i in range(40))
+    title = clean(raw(title="  ", content_html=f"<p>{words}</p>")).title
+    assert title.startswith("word0 word1")
+    assert title.endswith("…")
+    assert len(title) <= 80
+
+
+def test_empty_title_falls_back_to_the_summary() -> None:
+    assert clean(raw(title=None, summary_html="<p>Short note</p>")).title == "Short note"
+
+
+def test_untitled_when_there_is_no_text_at_all() -> None:
+    assert clean(raw(title="<br>")).title == "(untitled)"
+
+
+def test_title_markup_is_removed_even_when_escaped() -> None:
+    # feedparser calls an RSS title with a <script> plain text, so parse escapes it.
+    entry = raw(title="xss &quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt; &lt;b&gt;end&lt;/b&gt;")
+    assert clean(entry).title == 'xss "> end'
+
+
+def test_double_escaped_entities_in_title_are_decoded() -> None:
+    assert clean(raw(title="It&amp;#8217;s &amp;amp; more")).title == "It’s & more"
+
+
+def test_plain_angle_brackets_in_title_survive() -> None:
+    assert clean(raw(title="1 &lt; 2 &amp;&amp; 3 &gt; 2")).title == "1 < 2 && 3 > 2"
+
+
+def test_overlong_title_is_cut() -> None:
+    title = clean(raw(title="a" * 10_000)).title
+    assert 900 <= len(title) <= 1000
+
+
+def test_author_is_plain_text_or_none() -> None:
+    assert clean(raw(author="<a href='x'>Ann</a> &amp; Bo")).author == "Ann & Bo"
+    assert clean(raw(author=" <br> ")).author is None
+
+
+# --------------------------------------------------------------------------- dates
+
+
+def test_published_is_kept_in_utc() -> None:
+    cet = timezone(timedelta(hours=2))
+    entry = clean(raw(published=datetime(2024, 5, 1, 10, 0, tzinfo=cet)))
+    assert entry.published == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    assert entry.published.tzinfo == UTC
+    assert entry.published_known
+
+
+def test_published_falls_back_to_updated() -> None:
+    updated = datetime(2024, 4, 1, tzinfo=UTC)
+    entry = clean(raw(published=None, updated=updated))
+    assert (entry.published, entry.updated, entry.published_known) == (updated, updated, True)
+
+
+def test_no_dates_means_fetched_at_and_not_known() -> None:
+    entry = clean(raw(published=None, updated=None))
+    assert (entry.published, entry.updated, entry.published_known) == (FETCHED, None, False)
+
+
+def test_future_dates_are_clamped_to_fetched_at() -> None:
+    future = FETCHED + timedelta(days=3)
+    entry = clean(raw(published=future, updated=future))
+    assert (entry.published, entry.updated) == (FETCHED, FETCHED)
+
+
+def test_naive_dates_are_taken_as_utc() -> None:
+    assert clean(raw(published=datetime(2024, 5, 1, 8, 0))).published == datetime(
+        2024, 5, 1, 8, 0, tzinfo=UTC
+    )
+
+
+def test_placeholder_dates_before_the_epoch_are_unknown() -> None:
+    entry = clean(raw(published=datetime(1, 1, 1, tzinfo=UTC)))
+    assert (entry.published, entry.published_known) == (FETCHED, False)
+
+
+# --------------------------------------------------------------------------- sanitising
+
+XSS = [
+    '<script>alert("x")</script>',
+    '<img src="x.png" onerror="alert(1)">',
+    '<a href="javascript:alert(1)">click</a>',
+    '<a href="JaVaScRiPt:alert(1)">click</a>',
+    '<a href="jav&#x09;ascript:alert(1)">click</a>',
+    '<a href="vbscript:msgbox(1)">click</a>',
+    '<iframe src="https://evil.example/"></iframe>',
+    '<p style="width: expression(alert(1))">styled</p>',
+    '<div style="background:url(javascript:alert(1))">bg</div>',
+    '<svg onload="alert(1)"><circle r="1"/></svg>',
+    '<object data="evil.swf"></object><embed src="evil.swf">',
+    '<form action="https://evil.example/"><input name="q"><button>go</button></form>',
+    '<img src="data:image/svg+xml;base64,PHN2Zz4=">',
+    "<style>body{display:none}</style>",
+    '<body onload="alert(1)">body</body>',
+    '<math><maction actiontype="statusline" xlink:href="javascript:alert(1)">m</maction></math>',
+    '<img srcset="javascript:alert(1) 1x">',
+    '<noscript><img src=x onerror="alert(1)"></noscript>',
+]
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_script_vectors_are_removed(payload: str) -> None:
+    cleaned = clean(raw(content_html=f"<p>safe text</p>{payload}")).content or ""
+    assert "safe text" in cleaned
+    lowered = cleaned.lower()
+    assert "<script" not in lowered
+    assert "javascript:" not in lowered
+    assert "vbscript:" not in lowered
+    assert "alert(" not in lowered
+    assert not re.search(r"<[^>]*\son[a-z]+\s*=", lowered)
+    assert "style=" not in lowered
+    for tag in ("<iframe", "<object", "<embed", "<form", "<input", "<svg", "<math", "<style"):
+        assert tag not in lowered
+
+
+def test_allowed_markup_survives() -> None:
+    html = (
+        '<h2>Head</h2><p align="center" lang="zh" dir="ltr">Para <strong>b</strong> <em>i</em>'
+        "<code>c</code></p><ul><li>one</li></ul><blockquote>q</blockquote><pre>p</pre>"
+        '<table><tr><td colspan="2" rowspan="1">cell</td></tr></table>'
+        '<figure><picture><source srcset="https://i.example/a.webp" type="image/webp">'
+        '<img src="https://i.example/a.jpg" alt="A" title="T" width="10" height="20"></picture>'
+        "<figcaption>cap</figcaption></figure>"
+    )
+    cleaned = content_of(html)
+    for kept in (
+        "<h2>",
+        'align="center"',
+        'lang="zh"',
+        "<strong>",
+        "<code>",
+        "<li>",
+        "<blockquote>",
+        "<pre>",
+        'colspan="2"',
+        "<figure>",
+        "<picture>",
+        'srcset="https://i.example/a.webp"',
+        'alt="A"',
+        'width="10"',
+        "<figcaption>",
+    ):
+        assert kept in cleaned
+
+
+def test_images_get_no_referrer_and_lazy_loading() -> None:
+    cleaned = content_of('<img src="https://i.example/a.png" referrerpolicy="unsafe-url">')
+    assert 'referrerpolicy="no-referrer"' in cleaned
+    assert 'loading="lazy"' in cleaned
+    assert "unsafe-url" not in cleaned
+
+
+def test_links_get_noopener_noreferrer() -> None:
+    cleaned = content_of('<a href="https://x.example/" rel="opener" target="_top">x</a>')
+    assert 'rel="noopener noreferrer"' in cleaned
+    assert "target" not in cleaned
+
+
+def test_relative_urls_resolve_against_base() -> None:
+    cleaned = content_of(
+        '<a href="../other">o</a><img src="img/a.png" srcset="img/a2.png 2x, /b.png 3x">'
+        '<video src="v.mp4" poster="p.jpg"></video><a href="mailto:me@x.example">m</a>',
+        base="https://blog.example/posts/2024/",
+    )
+    assert 'href="https://blog.example/posts/other"' in cleaned
+    assert 'src="https://blog.example/posts/2024/img/a.png"' in cleaned
+    assert (
+        'srcset="https://blog.example/posts/2024/img/a2.png 2x, https://blog.example/b.png 3x"'
+        in cleaned
+    )
+    assert 'poster="https://blog.example/posts/2024/p.jpg"' in cleaned
+    assert 'href="mailto:me@x.example"' in cleaned
+
+
+def test_relative_urls_resolve_against_link_without_base() -> None:
+    cleaned = content_of('<img src="pic.png">', base=None, link="https://l.example/a/page")
+    assert 'src="https://l.example/a/pic.png"' in cleaned
+
+
+def test_relative_urls_without_any_base_are_dropped() -> None:
+    cleaned = content_of('<p>t</p><img src="pic.png">', base=None, link=None)
+    assert "pic.png" not in cleaned
+
+
+def test_deeply_nested_html_is_flattened_quickly() -> None:
+    deep = "<div>" * 50_000 + "deep <b>text</b><script>x()</script>" + "</div>" * 50_000
+    started = time.perf_counter()
+    entry = clean(raw(content_html=deep, title=None))
+    assert time.perf_counter() - started < 2
+    assert entry.content == "<p>deep text</p>"
+    assert entry.title == "deep text"
+
+
+def test_long_but_shallow_html_is_not_flattened() -> None:
+    html = "".join(f"<p>para {i} <b>bold</b></p>" for i in range(3000))
+    assert content_of(html).count("<b>") == 3000
+
+
+def test_blank_html_is_none() -> None:
+    entry = clean(raw(content_html="<p>&nbsp;</p><div> </div>", summary_html="<script>x</script>"))
+    assert (entry.content, entry.summary) == (None, None)
+
+
+def test_image_only_content_is_not_blank() -> None:
+    assert clean(raw(content_html='<img src="https://i.example/a.png">')).content is not None
+
+
+def test_summary_identical_to_content_is_dropped() -> None:
+    entry = clean(raw(summary_html="<p>Same</p>", content_html="<p>Same</p><script>x</script>"))
+    assert (entry.summary, entry.content) == (None, "<p>Same</p>")
+
+
+def test_control_characters_and_surrogates_are_removed() -> None:
+    entry = clean(raw(title="a\x00b\x1b\ud800c", content_html="<p>x\x07y\udfffz</p>"))
+    assert (entry.title, entry.content) == ("abc", "<p>xyz</p>")
+
+
+def test_exported_chinese_post_keeps_images_without_referrer() -> None:
+    post = shared_path("seed", "example-post.md").read_text(encoding="utf-8")
+    body = post.split("\n---\n", 1)[1]
+    entry = clean(raw(content_html=body, link="https://news.mydrivers.com/1/834/834000.htm"))
+    cleaned = entry.content or ""
+    images = re.findall(r"<img\b[^>]*>", cleaned)
+    assert len(images) == 4
+    assert all('referrerpolicy="no-referrer"' in img for img in images)
+    assert "style=" not in cleaned
+    assert "javascript:" not in cleaned
+    assert "松下和徕卡的合作已经持续了22年" in cleaned
+    assert entry.thumbnail == (
+        "https://img1.mydrivers.com/img/20220531/s_9bd0259913d24ff9a8af29d25ab5b96d.png"
+    )
+
+
+# --------------------------------------------------------------------------- tags and enclosures
+
+
+def test_tags_are_plain_stripped_unique_and_non_empty() -> None:
+    tags = (" News ", "news", "", "  ", "<b>Tech</b>", "A &amp; B", "Tech", "科技")
+    assert clean(raw(tags=tags)).tags == ("News", "Tech", "A & B", "科技")
+
+
+def test_enclosures_are_absolute_http_and_unique() -> None:
+    enclosures = (
+        Enclosure("/audio/1.mp3", "Audio/MPEG", 100),
+        Enclosure("https://site.example/audio/1.mp3", "audio/mpeg", 100),
+        Enclosure("javascript:alert(1)", "audio/mpeg"),
+        Enclosure("ftp://files.example/x.mp3"),
+        Enclosure("https://cdn.example/v.mp4", None, -5),
+    )
+    assert clean(raw(enclosures=enclosures)).enclosures == (
+        Enclosure("https://site.example/audio/1.mp3", "audio/mpeg", 100),
+        Enclosure("https://cdn.example/v.mp4", None, None),
+    )
+
+
+# --------------------------------------------------------------------------- thumbnail
+
+ALL_IMAGE_SOURCES: dict[str, Any] = {
+    "media_thumbnails": ("thumb.jpg",),
+    "media_images": ("https://i.example/media.jpg",),
+    "enclosures": (
+        Enclosure("https://i.example/audio.mp3", "audio/mpeg"),
+        Enclosure("https://i.example/enclosure.png", "image/png"),
+    ),
+    "itunes_image": "https://i.example/itunes.jpg",
+    "content_html": '<p>c</p><img src="content.jpg">',
+    "summary_html": '<p>s</p><img src="https://i.example/summary.jpg">',
+}
+
+
+@pytest.mark.parametrize(
+    ("removed", "expected"),
+    [
+        ((), f"{BASE}thumb.jpg"),
+        (("media_thumbnails",), "https://i.example/media.jpg"),
+        (("media_thumbnails", "media_images"), "https://i.example/enclosure.png"),
+        (("media_thumbnails", "media_images", "enclosures"), "https://i.example/itunes.jpg"),
+        (
+            ("media_thumbnails", "media_images", "enclosures", "itunes_image"),
+            f"{BASE}content.jpg",
+        ),
+        (
+            ("media_thumbnails", "media_images", "enclosures", "itunes_image", "content_html"),
+            "https://i.example/summary.jpg",
+        ),
+        (tuple(ALL_IMAGE_SOURCES), None),
+    ],
+)
+def test_thumbnail_priority(removed: tuple[str, ...], expected: str | None) -> None:
+    fields = {k: v for k, v in ALL_IMAGE_SOURCES.items() if k not in removed}
+    assert clean(raw(**fields)).thumbnail == expected
+
+
+def test_thumbnail_skips_unusable_candidates() -> None:
+    entry = raw(
+        media_thumbnails=("javascript:alert(1)", "data:image/png;base64,AA"),
+        media_images=("relative.png",),
+        base=None,
+        link=None,
+        content_html=(
+            '<img src="https://t.example/pixel.gif" width="1" height="1">'
+            '<img src="https://i.example/real.jpg?a=1&amp;b=2">'
+        ),
+    )
+    assert clean(entry).thumbnail == "https://i.example/real.jpg?a=1&b=2"
+
+
+# --------------------------------------------------------------------------- plain_text
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (None, ""),
+        ("", ""),
+        ("<p>One</p><p>Two</p>", "One Two"),
+        ("line<br>break<br/>again", "line break again"),
+        ("<ul><li>a</li><li>b</li></ul><h1>c</h1><div>d</div>", "a b c d"),
+        ("Fish &amp; chips &lt;3 &eacute; &#x4E2D;", "Fish & chips <3 é 中"),
+        ("  lots \n\t of   space  ", "lots of space"),
+        ("<script>var x = 1;</script>visible<style>p{}</style>", "visible"),
+        ("Caf&eacute;&nbsp;au lait", "Café\xa0au lait"),
+        ("in<b>line</b> tags", "inline tags"),
+    ],
+)
+def test_plain_text(html: str | None, expected: str) -> None:
+    assert plain_text(html) == expected
+
+
+def test_plain_text_cuts_on_a_word_boundary() -> None:
+    text = plain_text("<p>The quick brown fox jumps over the lazy dog</p>", 20)
+    assert text == "The quick brown fox…"
+    assert len(text) <= 20
+
+
+def test_plain_text_cuts_text_without_spaces_hard() -> None:
+    text = plain_text("中" * 100, 10)
+    assert text == "中" * 9 + "…"
+
+
+def test_plain_text_under_the_limit_is_untouched() -> None:
+    assert plain_text("short", 80) == "short"
