@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from aggregator.errors import ParseError
 from aggregator.models import Enclosure, ParsedFeed, RawEntry
 from aggregator.parse import parse_document
 from tests.conftest import shared_path
+from tests.corpus import SCRIPT_PAYLOAD, corpus_files, corpus_headers
 
 DATA = Path(__file__).parent / "data"
 RSS = {"content-type": "application/rss+xml; charset=utf-8"}
@@ -393,21 +393,6 @@ def test_plain_text_title_and_author_are_escaped() -> None:
 
 # --------------------------------------------------------------------------- corpus
 
-HEADER_LINE = re.compile(rb"^\s*Header:\s*([A-Za-z-]+):\s*(.*?)\s*$", re.MULTILINE)
-LEADING_COMMENT = re.compile(rb"<!--(.*?)-->", re.DOTALL)
-SCRIPT_PAYLOAD = re.compile(r"<script|javascript:|<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
-
-
-def corpus_headers(body: bytes) -> dict[str, str]:
-    """The `Header:` lines of the file's leading XML comment, as lower-case keys."""
-    comment = LEADING_COMMENT.search(body[:4096])
-    if comment is None:
-        return {}
-    return {
-        name.decode("latin-1").lower(): value.decode("latin-1")
-        for name, value in HEADER_LINE.findall(comment[1])
-    }
-
 
 def script_payloads(entries: tuple[RawEntry, ...]) -> int:
     texts = (t for e in entries for t in (e.title, e.summary_html, e.content_html) if t)
@@ -419,7 +404,7 @@ def test_feedparser_corpus_parses_or_fails_cleanly_and_never_leaks_scripts() -> 
     fetched_at = datetime(2030, 1, 1, tzinfo=UTC)
     parsed = errors = entries = payloads = 0
     leaks: list[str] = []
-    for path in sorted(p for p in root.rglob("*") if p.suffix in (".xml", ".json")):
+    for path in corpus_files(root):
         body = path.read_bytes()
         name = str(path.relative_to(root))
         try:
