@@ -289,7 +289,7 @@ def test_redirect_without_location_is_an_error(server: Server) -> None:
 
 
 def test_dripping_server_is_cut_at_the_deadline(server: Server) -> None:
-    server.routes["/drip"] = Reply(body=drip(b"x", 0.2))
+    server.routes["/drip"] = lambda _: Reply(body=drip(b"x", 0.2))
     limits = FetchLimits(deadline=1.5, read_timeout=10)
     started = time.monotonic()
     result = fetch(server.url("/drip"), limits)
@@ -474,7 +474,7 @@ def test_a_slow_consumer_holds_downloads_back(server: Server) -> None:
 
 def test_closing_early_cancels_the_rest(server: Server) -> None:
     server.routes["/fast"] = Reply(body=FEED)
-    server.routes["/stuck"] = Reply(body=drip(b"x", 0.2))
+    server.routes["/stuck"] = lambda _: Reply(body=drip(b"x", 0.2))  # one body each
     requests = [(server.url("/fast"), NONE)] + [(server.url(f"/stuck?{n}"), NONE) for n in range(5)]
     results = fetch_iter(requests, FetchLimits(concurrency=6))
     assert next(results).url == server.url("/fast")
