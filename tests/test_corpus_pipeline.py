@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 import feedparser
 from click.testing import Result
@@ -25,7 +26,7 @@ def test_every_corpus_feed_is_stored_or_recorded_and_outputs_stay_valid(
 ) -> None:
     root = shared_path("corpus", "feedparser")
     routes: dict[str, Reply] = {}
-    feeds = []
+    feeds: list[dict[str, Any]] = []
     for path in corpus_files(root):
         body = path.read_bytes()
         headers = corpus_headers(body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,8 +22,9 @@ from aggregator.models import (
     StoryView,
     WriteReport,
 )
+from tests import factories
+from tests.factories import BASE
 
-BASE = "https://news.example.org/digest/"
 TECH = Category("Tech", "tech")
 CHINA = Category("中国", "china")
 SCIENCE = Category("Science", "science")
@@ -37,19 +38,7 @@ CSP = (
 
 
 def make_site(tmp_path: Path, **overrides: Any) -> SiteSettings:
-    values: dict[str, Any] = {
-        "title": "Morning Paper",
-        "base_url": BASE,
-        "output_dir": tmp_path / "out",
-        "database_url": "sqlite:///unused.db",
-        "timezone": "Asia/Shanghai",
-        "digest_time": time(8),
-        "interval": timedelta(minutes=30),
-        "max_entries": 50,
-        "digest_per_category": 3,
-    }
-    values.update(overrides)
-    return SiteSettings(**values)
+    return factories.make_site(tmp_path, **{"digest_per_category": 3, **overrides})
 
 
 def story(n: int, **overrides: Any) -> StoryView:

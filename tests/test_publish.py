@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ from aggregator.models import (
     WriteReport,
 )
 from aggregator.publish import publish_feeds, publish_opml
+from tests.factories import BASE, make_site
 
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA = "http://search.yahoo.com/mrss/"
 NS = {"a": ATOM, "media": MEDIA, "content": "http://purl.org/rss/1.0/modules/content/"}
-BASE = "https://news.example.org/digest/"
 
 ALL = Category(name="all", slug="all")
 TECH = Category(name="Tech", slug="tech")
@@ -102,21 +102,6 @@ JSON_FEED_SCHEMA: dict[str, Any] = {
         },
     },
 }
-
-
-def make_site(tmp_path: Path, **overrides: Any) -> SiteSettings:
-    values: dict[str, Any] = {
-        "title": "Morning Paper",
-        "base_url": BASE,
-        "output_dir": tmp_path / "out",
-        "database_url": "sqlite:///unused.db",
-        "timezone": "Asia/Shanghai",
-        "digest_time": time(8),
-        "interval": timedelta(minutes=30),
-        "max_entries": 50,
-    }
-    values.update(overrides)
-    return SiteSettings(**values)
 
 
 def at(hour: int, minute: int = 0, day: int = 1) -> datetime:
