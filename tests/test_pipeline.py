@@ -14,6 +14,7 @@ from lxml import etree
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, atom, rss
 from tests.httpserver import Reply, Request, closed_port_url, serve
+from tests.postgres import PostgresServer
 
 Cli = Callable[..., Result]
 RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
@@ -304,3 +305,31 @@ def test_invalid_config_exits_2_and_runs_nothing(tmp_path: Path, cli: Cli) -> No
     assert "feeds.yaml:3" in result.output and "intervall" in result.output
     assert "feeds.yaml:5" in result.output
     assert not (tmp_path / "var").exists()
+
+
+def test_update_on_postgresql(
+    write_config: ConfigWriter, cli: Cli, postgres: PostgresServer
+) -> None:
+    """The same pipeline with `site.database` pointing at a real PostgreSQL server."""
+    shared = "https://news.test/pg-story"
+    feed_a = rss("A", [Item("Shared", shared, "a1"), Item("中文标题", "https://a.test/2", "a2")])
+    feed_b = atom("B", [Item("Shared (B)", shared + "?utm_medium=feed", "b1")])
+    with serve(
+        {"/a": Reply(body=feed_a, headers=RSS), "/b": Reply(body=feed_b, headers=ATOM)}
+    ) as s:
+        config = write_config(
+            [
+                {"url": s.url("/a"), "categories": ["tech"]},
+                {"url": s.url("/b"), "categories": ["science"]},
+            ],
+            database=postgres.new_database(),
+        )
+        assert cli("--config", str(config), "update").exit_code == 0
+        again = cli("--config", str(config), "update")
+        assert again.exit_code == 0 and "0 new and 0 updated" in again.output
+    status = json.loads(cli("--config", str(config), "status", "--json").output)
+    assert status["entries_total"] == 2
+    assert not (config.parent / "var" / "aggregator.db").exists()
+    science = parse_output(published(config, "feeds/science.atom"))
+    assert [e.title for e in science.entries] == ["Shared"]
+    assert "中文标题" in published(config, "index.html").read_text("utf-8")

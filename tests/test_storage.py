@@ -1,4 +1,4 @@
-"""storage.py against real SQLite files in tmp_path."""
+"""storage.py against real SQLite files in tmp_path and a real PostgreSQL server."""
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -42,14 +42,14 @@ def ingest(storage: Storage, source: FeedSource, entries: list[EntryData], now: 
     return intents, touched
 
 
-def open_db(tmp_path: Path) -> Storage:
-    storage = open_storage(f"sqlite:///{tmp_path / 'sub' / 'agg.db'}")
+def open_db(url: str) -> Storage:
+    storage = open_storage(url)
     storage.sync_feeds([A, B], NOW)
     return storage
 
 
-def test_fresh_database_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
-    storage = open_db(tmp_path)
+def test_fresh_sqlite_database_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    storage = open_db(f"sqlite:///{tmp_path / 'sub' / 'agg.db'}")
     storage.close()
     connection = sqlite3.connect(tmp_path / "sub" / "agg.db")
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -61,8 +61,16 @@ def test_fresh_database_is_migrated_with_wal_and_foreign_keys(tmp_path: Path) ->
         assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_ingest_then_read_back_by_category(tmp_path: Path) -> None:
-    storage = open_db(tmp_path)
+def test_reopening_a_migrated_database_keeps_its_data(database_url: str) -> None:
+    storage = open_db(database_url)
+    ingest(storage, A, [entry("a1", "https://x.test/1")])
+    storage.close()
+    again = open_storage(database_url)
+    assert again.count_stories() == 1
+
+
+def test_ingest_then_read_back_by_category(database_url: str) -> None:
+    storage = open_db(database_url)
     ingest(storage, A, [entry("a1", "https://x.test/1", 30), entry("a2", "https://x.test/2", 5)])
     ingest(storage, B, [entry("b1", "https://y.test/1", 1)])
     assert [s.title for s in storage.newest_stories(None, 10)] == [
@@ -79,8 +87,8 @@ def test_ingest_then_read_back_by_category(tmp_path: Path) -> None:
     assert storage.count_stories() == 3
 
 
-def test_second_ingest_of_same_entries_stores_nothing(tmp_path: Path) -> None:
-    storage = open_db(tmp_path)
+def test_second_ingest_of_same_entries_stores_nothing(database_url: str) -> None:
+    storage = open_db(database_url)
     entries = [entry("a1", "https://x.test/1"), entry("a2", None)]
     ingest(storage, A, entries)
     intents, touched = ingest(storage, A, entries, NOW + timedelta(minutes=30))
@@ -88,8 +96,10 @@ def test_second_ingest_of_same_entries_stores_nothing(tmp_path: Path) -> None:
     assert storage.count_stories() == 2
 
 
-def test_cross_post_is_one_story_with_both_sources_and_union_of_categories(tmp_path: Path) -> None:
-    storage = open_db(tmp_path)
+def test_cross_post_is_one_story_with_both_sources_and_union_of_categories(
+    database_url: str,
+) -> None:
+    storage = open_db(database_url)
     ingest(storage, A, [entry("a1", "https://x.test/s?utm_source=a", thumbnail=None)])
     ingest(storage, B, [entry("b9", "https://X.test/s#frag", thumbnail="https://img.test/t.png")])
     (story,) = storage.newest_stories(None, 10)
@@ -99,16 +109,16 @@ def test_cross_post_is_one_story_with_both_sources_and_union_of_categories(tmp_p
     assert storage.newest_stories("science", 10)[0].uid == story.uid
 
 
-def test_removed_feed_drops_out_of_outputs(tmp_path: Path) -> None:
-    storage = open_db(tmp_path)
+def test_removed_feed_drops_out_of_outputs(database_url: str) -> None:
+    storage = open_db(database_url)
     ingest(storage, B, [entry("b1", "https://y.test/1")])
     storage.sync_feeds([A], NOW)
     assert storage.newest_stories(None, 10) == []
     assert [h.url for h in storage.health()] == [A.url]
 
 
-def test_first_seen_window_and_health(tmp_path: Path) -> None:
-    storage = open_db(tmp_path)
+def test_first_seen_window_and_health(database_url: str) -> None:
+    storage = open_db(database_url)
     ingest(storage, A, [entry("old", "https://x.test/old")], NOW - timedelta(days=1))
     ingest(storage, A, [entry("old", "https://x.test/old"), entry("new", "https://x.test/new")])
     today = storage.stories_first_seen(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
@@ -119,10 +129,10 @@ def test_first_seen_window_and_health(tmp_path: Path) -> None:
     assert health[B.url].state == "new" and health[B.url].last_poll is None
 
 
-def test_failed_poll_is_recorded_and_keeps_validators(tmp_path: Path) -> None:
+def test_failed_poll_is_recorded_and_keeps_validators(database_url: str) -> None:
     from aggregator.models import CacheValidators
 
-    storage = open_db(tmp_path)
+    storage = open_db(database_url)
     feed_id = storage.feed_states()[A.url].feed_id
     ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
     storage.record_poll(feed_id, ok, next_check=NOW, validators=CacheValidators('"v1"', None))
