@@ -248,6 +248,7 @@ def _health_json(health: FeedHealth) -> dict[str, Any]:
         "last_error": health.last_error,
         "entries": health.entries,
         "next_check": _iso(health.next_check),
+        "last_warning": health.last_warning,
     }
 
 

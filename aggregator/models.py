@@ -215,6 +215,7 @@ class FeedHealth:
     last_error: str | None
     entries: int
     next_check: datetime | None = None
+    last_warning: str | None = None
 
 
 @dataclass(frozen=True)

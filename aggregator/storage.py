@@ -534,14 +534,14 @@ class Storage:
         else:
             values["error_count"] = 0
             values["last_success"] = outcome.started_at
-            values["last_warning"] = outcome.warning
             if validators is not None:
                 if validators.etag is not None or not outcome.not_modified:
                     values["etag"] = validators.etag
                 if validators.last_modified is not None or not outcome.not_modified:
                     values["last_modified"] = validators.last_modified
-            if body_hash is not None:
+            if body_hash is not None:  # the document was parsed: its warning is current
                 values["body_hash"] = body_hash
+                values["last_warning"] = outcome.warning
             if title:
                 values["title"] = title
             if site_link:
@@ -688,6 +688,7 @@ class Storage:
                     last_error=row.last_error,
                     entries=counts.get(row.id, 0),
                     next_check=row.next_check,
+                    last_warning=row.last_warning,
                 )
                 for row in rows
             ]

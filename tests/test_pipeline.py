@@ -333,3 +333,20 @@ def test_update_on_postgresql(
     science = parse_output(published(config, "feeds/science.atom"))
     assert [e.title for e in science.entries] == ["Shared"]
     assert "中文标题" in published(config, "index.html").read_text("utf-8")
+
+
+def test_feed_with_warning_is_stored_and_warning_shown(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    """An undefined entity makes feedparser flag the document; its entries still count."""
+    body = rss("Bozo", [Item("Caf&eacute; story", "https://b.test/1")]).replace(
+        b"Caf&amp;eacute;", b"Caf&eacute;"
+    )
+    with serve({"/bozo": Reply(body=body, headers=RSS)}) as server:
+        config = write_config([{"url": server.url("/bozo"), "name": "Bozo"}])
+        first = cli("--config", str(config), "update")
+        assert first.exit_code == 0, first.output
+        assert cli("--config", str(config), "update").exit_code == 0
+    (feed,) = json.loads(cli("--config", str(config), "status", "--json").output)["feeds"]
+    assert feed["state"] == "ok" and feed["entries"] == 1
+    assert feed["last_warning"]  # kept across the unchanged second poll
