@@ -18,7 +18,7 @@ from aggregator.cli import main
 from aggregator.config import load_config
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, rss
-from tests.httpserver import Reply, closed_port_url, serve
+from tests.httpserver import Reply, Request, closed_port_url, serve
 
 Cli = Callable[..., Result]
 REPO = Path(__file__).resolve().parents[1]
@@ -70,13 +70,20 @@ def test_example_config_is_valid_and_has_the_seed_source() -> None:
     assert {c.slug for c in config.categories} >= {"xin-mei-ti"}
 
 
-def test_run_polls_publishes_and_stops_on_sigterm(write_config: ConfigWriter) -> None:
-    """`run` with every source unreachable but one still publishes a digest naming them."""
-    good = rss("Good", [Item("Reachable story", "https://good.test/1")])
-    with serve({"/good": Reply(body=good, headers={"Content-Type": "application/rss+xml"})}) as s:
+def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
+    write_config: ConfigWriter,
+) -> None:
+    """`run` with sources unreachable but one still publishes a digest naming them,
+    polls the reachable one again at its interval and republishes what it finds."""
+    stories = [Item("Reachable story", "https://good.test/1")]
+
+    def good(_: Request) -> Reply:
+        return Reply(body=rss("Good", stories), headers={"Content-Type": "application/rss+xml"})
+
+    with serve({"/good": good}) as s:
         config = write_config(
             [
-                {"url": s.url("/good"), "name": "Reachable"},
+                {"url": s.url("/good"), "name": "Reachable", "interval": "1s"},
                 {"url": closed_port_url() + "a.xml", "name": "Offline A"},
                 {"url": closed_port_url() + "b.xml", "name": "Offline B"},
             ]
@@ -88,18 +95,26 @@ def test_run_polls_publishes_and_stops_on_sigterm(write_config: ConfigWriter) ->
             stderr=subprocess.STDOUT,
             text=True,
         )
-        try:
+
+        def wait_for_page(text: str) -> str:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                if index.exists() and "Reachable story" in index.read_text("utf-8"):
-                    break
+                if index.exists() and text in (page := index.read_text("utf-8")):
+                    return page
                 time.sleep(0.2)
-            page = index.read_text("utf-8")
+            raise AssertionError(f"{text!r} never appeared in {index}")
+
+        try:
+            first_page = wait_for_page("Reachable story")
+            stories.append(Item("Later story", "https://good.test/2"))
+            wait_for_page("Later story")
         finally:
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=30)
+        polls = len(s.requests_to("/good"))
     assert process.returncode == 0, output
-    assert "Reachable story" in page
-    assert "Offline A" in page and "Offline B" in page and "Sources with problems" in page
+    assert polls >= 2
+    assert "Offline A" in first_page and "Offline B" in first_page
+    assert "Sources with problems" in first_page
     assert "connection refused" in output
     assert "Offline A" in output
