@@ -118,6 +118,7 @@ class Aggregator:
         """Poll the given feeds (default: all), store what is new, then publish."""
         sources = list(self.config.feeds if sources is None else sources)
         self._states = self.storage.feed_states()
+        problems_before = self._problems()
         report = UpdateReport()
         requests = [(s.url, self._states[s.url].validators) for s in sources]
         for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
@@ -127,9 +128,21 @@ class Aggregator:
             if on_result is not None:
                 on_result(feed_result)
         self.storage.prune_polls(self.clock())
-        if publish:
+        if publish and (
+            report.changed_story_ids
+            or self._problems() != problems_before
+            or not self._today_page().exists()
+        ):
             report.published = self.publish(report.changed_story_ids)
         return report
+
+    def _problems(self) -> list[tuple[str, str, str | None]]:
+        """What the digest says about failing sources; a change means republishing."""
+        return [(h.url, h.state, h.last_error) for h in self.storage.health() if h.failing]
+
+    def _today_page(self) -> Path:
+        today = self._local_day(self.clock()).isoformat()
+        return self.config.site.output_dir / "digest" / f"{today}.html"
 
     def _ingest(self, source: FeedSource, result: FetchResult) -> tuple[FeedResult, set[int]]:
         state = self._states[source.url]

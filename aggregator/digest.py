@@ -178,7 +178,7 @@ def _problems(health: Sequence[FeedHealth]) -> list[Problem]:
     return [
         Problem(h.name or h.url, h.url, _web_url(h.url), h.state, h.last_error)
         for h in health
-        if h.state != "ok"
+        if h.failing
     ]
 
 

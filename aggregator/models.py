@@ -217,6 +217,11 @@ class FeedHealth:
     next_check: datetime | None = None
     last_warning: str | None = None
 
+    @property
+    def failing(self) -> bool:
+        """Whether pages should warn about this source (never polled is not failing yet)."""
+        return self.state not in ("ok", "new")
+
 
 @dataclass(frozen=True)
 class DigestSection:

@@ -350,3 +350,27 @@ def test_feed_with_warning_is_stored_and_warning_shown(
     (feed,) = json.loads(cli("--config", str(config), "status", "--json").output)["feeds"]
     assert feed["state"] == "ok" and feed["entries"] == 1
     assert feed["last_warning"]  # kept across the unchanged second poll
+
+
+def test_digest_follows_a_source_failing_and_recovering(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    """Even a poll that stores nothing republishes when a source's health changes."""
+    healthy = {"yes": True}
+
+    def flaky(_: Request) -> Reply:
+        if healthy["yes"]:
+            return Reply(body=rss("F", [Item("Steady story", "https://f.test/1")]), headers=RSS)
+        return Reply(status=503, body=b"down")
+
+    with serve({"/f": flaky}) as server:
+        config = write_config([{"url": server.url("/f"), "name": "Flaky source"}])
+        index = published(config, "index.html")
+        assert cli("--config", str(config), "update").exit_code == 0
+        assert "Sources with problems" not in index.read_text("utf-8")
+        healthy["yes"] = False
+        assert cli("--config", str(config), "update").exit_code == 1
+        assert "Sources with problems" in index.read_text("utf-8")
+        healthy["yes"] = True
+        assert cli("--config", str(config), "update").exit_code == 0
+        assert "Sources with problems" not in index.read_text("utf-8")
