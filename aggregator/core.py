@@ -28,7 +28,7 @@ from aggregator.decide import decide_feed, identifying_links, unique_entries
 from aggregator.digest import render_digest
 from aggregator.errors import ParseError
 from aggregator.fetch import fetch_iter
-from aggregator.identity import body_hash
+from aggregator.identity import body_hash, content_hash
 from aggregator.models import (
     Category,
     Config,
@@ -193,7 +193,7 @@ class Aggregator:
         context = self.storage.load_context(
             state.feed_id,
             source.url,
-            [e.entry_id for e in entries],
+            {e.entry_id: content_hash(e) for e in entries},
             list(identifying_links(entries).values()),
         )
         intents = decide_feed(context, entries, now)

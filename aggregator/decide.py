@@ -131,9 +131,9 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
             if not (rekeyed or changed):
                 unchanged += 1
                 continue
-            story = context.stories[source.story_id]
             fields = None
             if changed:
+                story = context.stories[source.story_id]
                 owner = story.primary_feed_id == context.feed_id
                 merged = merge_fields(story.fields, entry, owner=owner, changed=True, now=now)
                 fields = _changed_fields(story, merged)

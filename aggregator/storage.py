@@ -9,7 +9,7 @@ whole poll or none of it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -351,12 +351,17 @@ class Storage:
     # ---- ingest -------------------------------------------------------------
 
     def load_context(
-        self, feed_id: int, feed_url: str, entry_ids: Sequence[str], link_keys: Sequence[str]
+        self, feed_id: int, feed_url: str, hashes: Mapping[str, str], link_keys: Sequence[str]
     ) -> FeedContext:
-        """Read what deciding a document needs: its known entries and stories sharing links."""
+        """Read what deciding a document needs: its known entries and stories sharing links.
+
+        `hashes` maps each entry id of the document to its content hash; stories
+        are read in full only where an entry changed or a link matched, because
+        an unchanged entry needs nothing but its stored hash.
+        """
         with self._sessions() as session:
             sources: dict[str, StoredSource] = {}
-            for chunk in _chunks(list(entry_ids)):
+            for chunk in _chunks(list(hashes)):
                 for row in session.scalars(
                     select(SourceRow).where(
                         SourceRow.feed_id == feed_id, SourceRow.entry_id.in_(chunk)
@@ -378,7 +383,9 @@ class Storage:
                     )
                 ):
                     own.setdefault(row.story_id, _stored_source(row))
-            story_ids = {s.story_id for s in sources.values()} | set(story_by_link.values())
+            changed = {s.story_id for s in sources.values() if s.content_hash != hashes[s.entry_id]}
+            known = {s.story_id for s in sources.values()}
+            story_ids = changed | (set(story_by_link.values()) - known)
             stories: dict[int, StoredStory] = {}
             for chunk in _chunks(sorted(story_ids)):
                 for story in session.scalars(select(StoryRow).where(StoryRow.id.in_(chunk))):

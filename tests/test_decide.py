@@ -141,3 +141,12 @@ def test_unknown_publication_date_keeps_the_stored_one() -> None:
     intents = decide_feed(stored(FEED_A, e, 10, 100, FEED_A), [later], NOW)
     (update,) = intents.updated
     assert update.fields is not None and update.fields.published == e.published
+
+
+def test_unchanged_and_rekeyed_entries_need_no_stored_story_fields() -> None:
+    """Storage reads full stories only for changed entries; decide must not ask for more."""
+    first = entry("guid-1", "https://x.test/a")
+    context = replace(stored(FEED_A, first, 10, 100, FEED_A), stories={})
+    assert decide_feed(context, [first], NOW).unchanged == 1
+    (update,) = decide_feed(context, [replace(first, entry_id="guid-2")], NOW).updated
+    assert update.entry_id == "guid-2" and update.fields is None

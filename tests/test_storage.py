@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aggregator.decide import decide_feed, identifying_links
+from aggregator.identity import content_hash
 from aggregator.models import EntryData, FeedSource, PollOutcome
 from aggregator.storage import SCHEMA_REVISION, Storage, open_storage
 
@@ -33,7 +34,7 @@ def ingest(storage: Storage, source: FeedSource, entries: list[EntryData], now: 
     context = storage.load_context(
         state.feed_id,
         source.url,
-        [e.entry_id for e in entries],
+        {e.entry_id: content_hash(e) for e in entries},
         list(identifying_links(entries).values()),
     )
     intents = decide_feed(context, entries, now)
