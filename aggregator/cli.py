@@ -28,6 +28,7 @@ from aggregator.errors import AggregatorError, ConfigError
 from aggregator.models import FeedHealth, WriteReport
 
 EXIT_OK, EXIT_FEEDS_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+LOG_WIDTH = 160
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -89,6 +90,9 @@ def main(ctx: click.Context, config_path: Path, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = CliState(config_path)
+    for console in (out, err):
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            console.width = LOG_WIDTH  # logs and pipes: wide rows beat wrapped cells
 
 
 # ------------------------------------------------------------------------- update
