@@ -344,10 +344,6 @@ class Storage:
             )
             return list(session.scalars(query))
 
-    def next_due_time(self) -> datetime | None:
-        with self._sessions() as session:
-            return session.scalar(select(func.min(FeedRow.next_check)).where(FeedRow.active))
-
     # ---- ingest -------------------------------------------------------------
 
     def load_context(
