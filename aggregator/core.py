@@ -13,6 +13,8 @@ A failing feed becomes that feed's recorded result and the run goes on.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -21,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from aggregator import USER_AGENT
+from aggregator import USER_AGENT, __version__
 from aggregator.clean import normalise_entry
 from aggregator.config import load_config
 from aggregator.decide import decide_feed, identifying_links, unique_entries
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 ALL = Category(name="all", slug="all")
 #: Digest section for stories whose feeds name no category.
 UNCATEGORISED = Category(name="Other sources", slug="all")
+#: storage meta key: the fingerprint of the config the outputs were last fully built from.
+OUTPUTS_KEY = "outputs_fingerprint"
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Aggregator:
         self.zone = ZoneInfo(config.site.timezone)
         self._sources = {source.url: source for source in config.feeds}
         self._states = storage.sync_feeds(config.feeds, clock())
+        self._fingerprint = outputs_fingerprint(config)
 
     def close(self) -> None:
         self.storage.close()
@@ -132,6 +137,7 @@ class Aggregator:
             report.changed_story_ids
             or self._problems() != problems_before
             or not self._today_page().exists()
+            or self._outputs_outdated()
         ):
             report.published = self.publish(report.changed_story_ids)
         return report
@@ -217,14 +223,23 @@ class Aggregator:
 
     # ---- publishing -----------------------------------------------------------
 
+    def _outputs_outdated(self) -> bool:
+        """Whether the config or the program changed since the outputs were last built."""
+        return self.storage.get_meta(OUTPUTS_KEY) != self._fingerprint
+
     def publish(self, changed_story_ids: set[int] | None = None) -> WriteReport:
         """Regenerate outputs; with `changed_story_ids`, only those they can affect.
 
-        None means everything (the `build` command). Files whose bytes would not
-        change are left untouched either way.
+        None means everything (the `build` command), and so does a config or
+        program change since the last build (a new category, a renamed source).
+        Files whose bytes would not change are left untouched either way.
         """
         site = self.config.site
-        full = changed_story_ids is None or not (site.output_dir / "index.html").exists()
+        full = (
+            changed_story_ids is None
+            or not (site.output_dir / "index.html").exists()
+            or self._outputs_outdated()
+        )
         categories = self.config.categories
         if full:
             affected = list(categories)
@@ -236,7 +251,10 @@ class Aggregator:
             outputs.append((ALL, self.storage.newest_stories(None, site.max_entries)))
         outputs += [(c, self.storage.newest_stories(c.name, site.max_entries)) for c in affected]
         report = publish_feeds(site, outputs, categories) + publish_opml(site, categories)
-        return report + self._publish_digest(None if full else changed_story_ids or set())
+        report += self._publish_digest(None if full else changed_story_ids or set())
+        if full:
+            self.storage.set_meta(OUTPUTS_KEY, self._fingerprint)
+        return report
 
     def _local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.zone).date()
@@ -293,6 +311,19 @@ class Aggregator:
 
     def status(self) -> StatusReport:
         return StatusReport(self.storage.count_stories(), tuple(self.storage.health()))
+
+
+def outputs_fingerprint(config: Config) -> str:
+    """A hash of everything besides stored stories that shapes the published files."""
+    site = config.site
+    shaping = {
+        "version": __version__,
+        "site": [site.title, site.base_url, site.timezone, site.language, site.max_entries,
+                 site.digest_per_category],
+        "categories": [[c.name, c.slug] for c in config.categories],
+        "feeds": [[f.url, f.name, list(f.categories)] for f in config.feeds],
+    }  # fmt: skip
+    return hashlib.sha1(json.dumps(shaping).encode(), usedforsecurity=False).hexdigest()
 
 
 def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:

@@ -60,7 +60,7 @@ from aggregator.models import (
 )
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 POLL_HISTORY_DAYS = 30
 _CHUNK = 500
 
@@ -168,6 +168,15 @@ class PollRow(Base):
     warning: Mapped[str | None] = mapped_column(Text)
     new_entries: Mapped[int] = mapped_column(Integer, default=0)
     updated_entries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MetaRow(Base):
+    """Small facts remembered between runs, such as what the outputs were built from."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 # --------------------------------------------------------------------------- opening
@@ -343,6 +352,19 @@ class Storage:
                 .order_by(FeedRow.next_check, FeedRow.position)
             )
             return list(session.scalars(query))
+
+    def get_meta(self, key: str) -> str | None:
+        with self._sessions() as session:
+            row = session.get(MetaRow, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._sessions.begin() as session:
+            row = session.get(MetaRow, key)
+            if row is None:
+                session.add(MetaRow(key=key, value=value))
+            else:
+                row.value = value
 
     # ---- ingest -------------------------------------------------------------
 

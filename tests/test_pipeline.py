@@ -376,3 +376,20 @@ def test_digest_follows_a_source_failing_and_recovering(
         healthy["yes"] = True
         assert cli("--config", str(config), "update").exit_code == 0
         assert "Sources with problems" not in index.read_text("utf-8")
+
+
+def test_config_change_is_published_by_the_next_update(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    """A category added in feeds.yaml appears even though no feed changed."""
+    body = rss("F", [Item("Story", "https://s.test/1")])
+    with serve({"/f": Reply(body=body, headers={**RSS, "ETag": '"same"'})}) as server:
+        config = write_config([{"url": server.url("/f"), "categories": ["tech"]}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        config = write_config([{"url": server.url("/f"), "categories": ["tech", "extra"]}])
+        result = cli("--config", str(config), "update")
+        assert result.exit_code == 0 and "0 new and 0 updated" in result.output
+    assert [e.title for e in parse_output(published(config, "feeds/extra.atom")).entries] == [
+        "Story"
+    ]
+    assert "extra" in published(config, "index.html").read_text("utf-8")

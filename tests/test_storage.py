@@ -145,3 +145,26 @@ def test_failed_poll_is_recorded_and_keeps_validators(database_url: str) -> None
     assert state.validators.etag == '"v1"' and state.state == "error"
     (health,) = [h for h in storage.health() if h.url == A.url]
     assert health.last_error == "HTTP 500" and health.http_status == 500
+
+
+def test_database_at_an_older_revision_is_migrated_on_open(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import create_engine
+
+    import aggregator.storage
+
+    config = AlembicConfig()
+    migrations = Path(aggregator.storage.__file__).parent / "migrations"
+    config.set_main_option("script_location", str(migrations))
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    storage = open_db(database_url)
+    storage.set_meta("k", "v1")
+    storage.set_meta("k", "v2")
+    assert storage.get_meta("k") == "v2" and storage.get_meta("absent") is None
