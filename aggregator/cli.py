@@ -2,7 +2,7 @@
 
 Exit codes scripts can rely on: 0 everything succeeded; 1 some feeds failed
 (the rest were stored and published); 2 invalid config or usage; 3 the
-database or the output folder could not be used.
+database or the output folder could not be used; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from aggregator.core import Aggregator, FeedResult, UpdateReport, make_aggregato
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.models import FeedHealth, WriteReport
 
-EXIT_OK, EXIT_FEEDS_FAILED, EXIT_USAGE, EXIT_FATAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FEEDS_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 LOG_WIDTH = 160
 
 out = Console(highlight=False, soft_wrap=True)
@@ -58,6 +58,10 @@ def opened(state: CliState) -> Iterator[Aggregator]:
     except OSError as e:
         err.print(f"[bold red]Error:[/] {e}")
         sys.exit(EXIT_FATAL)
+    except KeyboardInterrupt:
+        # Each feed is stored in its own transaction: what finished is kept.
+        err.print("Interrupted; feeds polled so far are stored.")
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         aggregator.close()
 

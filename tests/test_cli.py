@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from aggregator.cli import main
 from aggregator.config import load_config
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, rss
-from tests.httpserver import Reply, Request, closed_port_url, serve
+from tests.httpserver import Reply, Request, closed_port_url, drip, serve
 
 Cli = Callable[..., Result]
 REPO = Path(__file__).resolve().parents[1]
@@ -118,3 +119,37 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
     assert "Sources with problems" in first_page
     assert "connection refused" in output
     assert "Offline A" in output
+
+
+def test_interrupted_update_exits_130_and_keeps_what_was_stored(
+    write_config: ConfigWriter,
+) -> None:
+    fast = rss("Fast", [Item("Fast story", "https://fast.test/1")])
+    with serve(
+        {
+            "/fast": Reply(body=fast, headers={"Content-Type": "application/rss+xml"}),
+            "/slow": lambda _: Reply(body=drip(b" ", 0.2)),
+        }
+    ) as server:
+        config = write_config(
+            [{"url": server.url("/fast")}, {"url": server.url("/slow")}],
+            fetch={"deadline": "60s"},
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config), "update"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not server.requests_to("/slow") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 130, output
+    assert "Interrupted" in output
+    database = config.parent / "var" / "aggregator.db"
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT title FROM stories").fetchall() == [("Fast story",)]
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
