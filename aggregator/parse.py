@@ -402,18 +402,27 @@ def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _enclosures(entry: Mapping[str, Any]) -> tuple[Enclosure, ...]:
-    # feedparser lists <enclosure> and <link rel="enclosure"> both in `enclosures`.
+def _unique_enclosures(
+    items: Iterable[Any], url_key: str, type_key: str, length_key: str
+) -> tuple[Enclosure, ...]:
+    """Enclosures from a list of mappings, first of each URL kept, odd items skipped."""
     found: dict[str, Enclosure] = {}
-    for item in entry.get("enclosures") or []:
-        href = (_nonempty(item.get("href")) or "").strip()
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        href = (_nonempty(item.get(url_key)) or "").strip()
         if href and href not in found:
             found[href] = Enclosure(
                 url=href,
-                type=_nonempty(item.get("type")),
-                length=_int_or_none(item.get("length")),
+                type=_nonempty(item.get(type_key)),
+                length=_int_or_none(item.get(length_key)),
             )
     return tuple(found.values())
+
+
+def _enclosures(entry: Mapping[str, Any]) -> tuple[Enclosure, ...]:
+    # feedparser lists <enclosure> and <link rel="enclosure"> both in `enclosures`.
+    return _unique_enclosures(entry.get("enclosures") or [], "href", "type", "length")
 
 
 def _media_thumbnails(entry: Mapping[str, Any]) -> tuple[str, ...]:
@@ -558,18 +567,7 @@ def _json_enclosures(item: Mapping[str, Any]) -> tuple[Enclosure, ...]:
     attachments = item.get("attachments")
     if not isinstance(attachments, list):
         return ()
-    found: dict[str, Enclosure] = {}
-    for attachment in attachments:
-        if not isinstance(attachment, dict):
-            continue
-        href = (_nonempty(attachment.get("url")) or "").strip()
-        if href and href not in found:
-            found[href] = Enclosure(
-                url=href,
-                type=_nonempty(attachment.get("mime_type")),
-                length=_int_or_none(attachment.get("size_in_bytes")),
-            )
-    return tuple(found.values())
+    return _unique_enclosures(attachments, "url", "mime_type", "size_in_bytes")
 
 
 def _json_entry(item: Mapping[str, Any], url: str, feed_author: str | None) -> RawEntry:
