@@ -110,6 +110,7 @@ _WHITESPACE = re.compile(r"\s+")
 # Characters XML 1.0 forbids (and lone surrogates, which JSON escapes can make):
 # they would break every feed we publish and cannot be encoded for nh3.
 _INVALID_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")
 _MEDIA_TAG = re.compile(r"<(?:img|video|audio|source)\b")
 _IMG_TAG = re.compile(r"<img\b[^>]*>")
@@ -171,7 +172,22 @@ def normalise_entry(raw: RawEntry, fetched_at: datetime) -> EntryData | None:
         enclosures=enclosures,
         thumbnail=choose_thumbnail(raw, enclosures, content, summary, base),
         published_known=published_known,
+        raw_body=raw_body(raw, content, summary),
     )
+
+
+def raw_body(raw: RawEntry, content: str | None, summary: str | None) -> str | None:
+    """The document's own HTML of the block the sanitised body came from.
+
+    Only what no database or file can hold (NUL, lone surrogates) is dropped.
+    """
+    if content is not None:
+        chosen = raw.content_html
+    elif summary is not None:
+        chosen = raw.summary_html
+    else:
+        chosen = raw.content_html or raw.summary_html
+    return _UNSTORABLE.sub("", chosen) if chosen is not None else None
 
 
 def entry_id(guid: str, link: str | None, title: str, raw: RawEntry) -> str:

@@ -25,7 +25,8 @@ from rich.table import Table
 from aggregator import __version__
 from aggregator.core import Aggregator, FeedResult, UpdateReport, make_aggregator
 from aggregator.errors import AggregatorError, ConfigError
-from aggregator.models import FeedHealth, WriteReport
+from aggregator.models import POST_FORMATS, FeedHealth, WriteReport
+from aggregator.posts import PostOptions
 
 EXIT_OK, EXIT_FEEDS_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 LOG_WIDTH = 160
@@ -112,13 +113,13 @@ def _result_text(result: FeedResult) -> str:
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Any]:
+def _progress(total: int, verb: str = "Polling") -> Iterator[Any]:
     """A progress bar on a terminal; nothing when output goes to a file or pipe."""
     if not err.is_terminal or total == 0:
         yield None
         return
     with Progress(
-        TextColumn("[bold]Polling"),
+        TextColumn(f"[bold]{verb}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -199,6 +200,102 @@ def build(state: CliState) -> None:
         report = aggregator.publish(None)
         _print_write_report(report)
         out.print(f"Digest: {aggregator.config.site.output_dir / 'index.html'}", markup=False)
+
+
+# ------------------------------------------------------------------------- export-posts
+
+
+def _category_name(aggregator: Aggregator, wanted: str | None) -> str | None:
+    """A category given by name or slug, as its name; a usage error if there is none."""
+    if wanted is None:
+        return None
+    for category in aggregator.config.categories:
+        if wanted in (category.name, category.slug):
+            return category.name
+    known = ", ".join(c.name for c in aggregator.config.categories) or "none are configured"
+    raise click.BadParameter(
+        f"no category {wanted!r} (categories: {known})", param_hint="--category"
+    )
+
+
+@main.command(
+    "export-posts",
+    epilog="Examples:\n\n\b\n"
+    "  aggregator export-posts ~/blog/source/_posts --raw\n"
+    "  aggregator export-posts ~/site/content/posts --format hugo --since 2026-01-01\n"
+    "  aggregator export-posts ~/site/_posts --format jekyll --category python",
+)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "post_format",
+    type=click.Choice(POST_FORMATS),
+    default=None,
+    help="Front-matter style.  [default: site.posts_format, else hexo]",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Only entries published on or after this day (in site.timezone).",
+)
+@click.option(
+    "--category", metavar="NAME", help="Only entries of this category (its name or slug)."
+)
+@click.option(
+    "--raw/--sanitised",
+    default=None,
+    help="Keep each body exactly as its feed gave it, or sanitise it.  "
+    "[default: site.posts_raw, else sanitised]",
+)
+@click.pass_obj
+def export_posts(
+    state: CliState,
+    directory: Path,
+    post_format: str | None,
+    since: datetime | None,
+    category: str | None,
+    raw: bool | None,
+) -> None:
+    """Write every stored entry to DIRECTORY as a Markdown post with front matter.
+
+    One file per entry, named by its local publication day, a slug of its title
+    and a key of its own (2026-11-25-some-title-k3j5xq2m4a.md), so the same entry
+    always lands in the same file. Files are written atomically and only when
+    the entry changed; other files in DIRECTORY are never touched. Prints how
+    many posts were written and how many were already up to date.
+    """
+    with opened(state) as aggregator:
+        site = aggregator.config.site
+        options = PostOptions(
+            format=post_format or site.posts_format,
+            raw=site.posts_raw if raw is None else raw,
+        )
+        name = _category_name(aggregator, category)
+        with _progress(1, "Exporting") as progress:
+            task = progress.add_task("", total=None) if progress else None
+
+            def total(count: int) -> None:
+                if progress is not None:
+                    progress.update(task, total=count)
+
+            def advance(path: Path, _changed: bool) -> None:
+                if progress is not None:
+                    progress.update(task, advance=1, description=path.name[:40])
+
+            report = aggregator.export_posts(
+                directory,
+                options,
+                category=name,
+                since=since.date() if since else None,
+                on_total=total,
+                on_written=advance,
+            )
+    out.print(
+        f"{len(report.written)} posts written, {len(report.unchanged)} unchanged "
+        f"({options.format}, {'raw' if options.raw else 'sanitised'} HTML) in {directory}",
+        markup=False,
+    )
 
 
 # ------------------------------------------------------------------------- run

@@ -1,6 +1,6 @@
 """feeds.yaml in, a frozen `Config` out, with every mistake located at once.
 
-This is the only module that imports ruamel.yaml, pydantic and slugify, so the
+This is the only module that imports ruamel.yaml and pydantic, so the
 rest of the package sees plain dataclasses from `models` and never a parser's
 types or errors.
 
@@ -35,10 +35,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidat
 from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from slugify import slugify
 
 from aggregator.errors import ConfigError, ConfigProblem
-from aggregator.models import Category, Config, FeedSource, FetchLimits, SiteSettings
+from aggregator.identity import slug as slugify
+from aggregator.models import (
+    POST_FORMATS,
+    Category,
+    Config,
+    FeedSource,
+    FetchLimits,
+    SiteSettings,
+)
 
 __all__ = ["RESERVED_SLUG", "load_config", "parse_duration", "parse_size"]
 
@@ -288,6 +295,23 @@ def _slug(value: Any) -> str:
     return slug
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def _posts_format(value: Any) -> str:
+    name = _text(value).lower()
+    if name not in POST_FORMATS:
+        close = difflib.get_close_matches(name, POST_FORMATS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown post format {name!r}{hint}; use one of {', '.join(POST_FORMATS)}"
+        )
+    return name
+
+
 def _one_or_many(value: Any) -> Any:
     """Let ``categories: tech`` stand for ``categories: [tech]``; empty means none."""
     if value is None:
@@ -335,6 +359,9 @@ class _Site(_Model):
     digest_per_category: Annotated[int, PlainValidator(_positive_int)] = 30
     language: Annotated[str, PlainValidator(_language)] = "en"
     fetch: Annotated[_Fetch, BeforeValidator(_none_is_empty)] = Field(default_factory=_Fetch)
+    posts_dir: Annotated[str | None, PlainValidator(_optional_text)] = None
+    posts_format: Annotated[str, PlainValidator(_posts_format)] = POST_FORMATS[0]
+    posts_raw: Annotated[bool, PlainValidator(_flag)] = False
 
 
 class _Feed(_Model):
@@ -509,7 +536,7 @@ def _parse(text: str, path: Path) -> Any:
 def load_config(path: Path) -> Config:
     """Read and validate feeds.yaml at `path`.
 
-    Relative ``output_dir`` and sqlite paths are resolved against the file's
+    Relative ``output_dir``, ``posts_dir`` and sqlite paths are resolved against the file's
     own directory, so the result does not depend on the working directory.
 
     Raises ConfigError listing every problem found, each with file, line and key.
@@ -720,12 +747,11 @@ def _check_duplicate_urls(
 
 
 def _site_settings(site: _Site, base_dir: Path) -> SiteSettings:
-    output_dir = Path(site.output_dir).expanduser()
     fetch = site.fetch
     return SiteSettings(
         title=site.title,
         base_url=site.base_url,
-        output_dir=output_dir if output_dir.is_absolute() else base_dir / output_dir,
+        output_dir=_resolve_path(site.output_dir, base_dir),
         database_url=_resolve_database(site.database, base_dir),
         timezone=site.timezone,
         digest_time=site.digest_time,
@@ -742,7 +768,15 @@ def _site_settings(site: _Site, base_dir: Path) -> SiteSettings:
             max_redirects=fetch.max_redirects,
             concurrency=fetch.concurrency,
         ),
+        posts_dir=_resolve_path(site.posts_dir, base_dir) if site.posts_dir else None,
+        posts_format=site.posts_format,
+        posts_raw=site.posts_raw,
     )
+
+
+def _resolve_path(text: str, base_dir: Path) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base_dir / path
 
 
 def _resolve_database(url: str, base_dir: Path) -> str:

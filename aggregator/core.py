@@ -5,6 +5,7 @@
         parse_document → normalise_entry         # bytes → plain records
         load_context → decide_feed → apply       # one transaction per feed
     publish_feeds + publish_opml + render_digest  # only outputs that changed
+    PostFolder.write for changed stories          # when site.posts_dir is set
 
 `make_aggregator` wires the parts; the CLI and the scheduler only call it.
 A failing feed becomes that feed's recorded result and the run goes on.
@@ -45,6 +46,7 @@ from aggregator.models import (
     WriteReport,
 )
 from aggregator.parse import parse_document
+from aggregator.posts import PostFolder, PostOptions
 from aggregator.publish import publish_feeds, publish_opml
 from aggregator.storage import Storage, open_storage
 
@@ -55,6 +57,8 @@ ALL = Category(name="all", slug="all")
 UNCATEGORISED = Category(name="Other sources", slug="all")
 #: storage meta key: the fingerprint of the config the outputs were last fully built from.
 OUTPUTS_KEY = "outputs_fingerprint"
+#: Stories read from the database at a time when exporting posts.
+EXPORT_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,13 @@ class Aggregator:
         outputs += [(c, self.storage.newest_stories(c.name, site.max_entries)) for c in affected]
         report = publish_feeds(site, outputs, categories) + publish_opml(site, categories)
         report += self._publish_digest(None if full else changed_story_ids or set())
+        if site.posts_dir is not None:
+            sync_all = full or not site.posts_dir.exists()
+            report += self.export_posts(
+                site.posts_dir,
+                PostOptions(site.posts_format, site.posts_raw),
+                story_ids=None if sync_all else changed_story_ids or set(),
+            )
         if full:
             self.storage.set_meta(OUTPUTS_KEY, self._fingerprint)
         return report
@@ -307,6 +318,44 @@ class Aggregator:
             if by_category.get(c.name)
         )
 
+    # ---- posts --------------------------------------------------------------------
+
+    def export_posts(
+        self,
+        directory: Path,
+        options: PostOptions,
+        *,
+        category: str | None = None,
+        since: date | None = None,
+        story_ids: set[int] | None = None,
+        on_total: Callable[[int], None] | None = None,
+        on_written: Callable[[Path, bool], None] | None = None,
+    ) -> WriteReport:
+        """Write each story (of a category, published since a local day) as a post file.
+
+        `options` come without a zone and category order; this fills them in
+        from the config. Unchanged files are left as they are.
+        """
+        options = dataclasses.replace(
+            options,
+            zone=self.zone,
+            category_order=tuple(c.name for c in self.config.categories),
+        )
+        start = self._day_bounds(since)[0] if since is not None else None
+        ids = self.storage.story_ids_for_export(category, start, story_ids)
+        if on_total is not None:
+            on_total(len(ids))
+        folder = PostFolder(directory, options)
+        written: list[Path] = []
+        unchanged: list[Path] = []
+        for first in range(0, len(ids), EXPORT_BATCH):
+            for story in self.storage.stories_with_raw_body(ids[first : first + EXPORT_BATCH]):
+                path, changed = folder.write(story)
+                (written if changed else unchanged).append(path)
+                if on_written is not None:
+                    on_written(path, changed)
+        return WriteReport(tuple(written), tuple(unchanged))
+
     # ---- status -----------------------------------------------------------------
 
     def status(self) -> StatusReport:
@@ -322,6 +371,7 @@ def outputs_fingerprint(config: Config) -> str:
                  site.digest_per_category],
         "categories": [[c.name, c.slug] for c in config.categories],
         "feeds": [[f.url, f.name, list(f.categories)] for f in config.feeds],
+        "posts": [str(site.posts_dir), site.posts_format, site.posts_raw],
     }  # fmt: skip
     return hashlib.sha1(json.dumps(shaping).encode(), usedforsecurity=False).hexdigest()
 

@@ -65,6 +65,7 @@ def fields_from_entry(entry: EntryData) -> StoryFields:
         updated=entry.updated,
         tags=entry.tags,
         enclosures=entry.enclosures,
+        raw_body=entry.raw_body,
     )
 
 
@@ -78,7 +79,9 @@ def merge_fields(
     """The story's fields after `entry` (from one of its sources) is taken into account.
 
     The owner's non-empty values win; any source fills what is still empty.
-    Tags and enclosures are the union of all sources'.
+    Tags and enclosures are the union of all sources'. `updated` moves only
+    when something a reader sees changed, not for an edit to the raw HTML
+    alone (such as a tracking script the sanitiser drops anyway).
     """
     incoming = fields_from_entry(entry)
     preferred, fallback = (incoming, current) if owner else (current, incoming)
@@ -93,10 +96,26 @@ def merge_fields(
         updated=current.updated,
         tags=_union(preferred.tags, fallback.tags),  # type: ignore[arg-type]
         enclosures=_union(preferred.enclosures, fallback.enclosures),  # type: ignore[arg-type]
+        raw_body=_raw_body(preferred, fallback),
     )
-    if owner and changed:
+    if owner and changed and _visible(merged) != _visible(current):
         merged = dataclasses.replace(merged, updated=entry.updated or now)
     return merged
+
+
+def _raw_body(preferred: StoryFields, fallback: StoryFields) -> str | None:
+    """The raw HTML of whichever source the merged body (content, else summary) came from."""
+    for fields in (preferred, fallback):
+        if fields.content:
+            return fields.raw_body
+    for fields in (preferred, fallback):
+        if fields.summary:
+            return fields.raw_body
+    return preferred.raw_body or fallback.raw_body
+
+
+def _visible(fields: StoryFields) -> StoryFields:
+    return dataclasses.replace(fields, raw_body=None, updated=None)
 
 
 def _changed_fields(story: StoredStory, merged: StoryFields) -> StoryFields | None:

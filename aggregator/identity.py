@@ -1,14 +1,18 @@
-"""How entries are recognised: canonical links, story ids and content hashes.
+"""How entries are recognised: canonical links, story ids, content hashes, slugs.
 
 Every rule that decides "is this the same story?" or "did this entry change?"
-lives here, so dedup behaviour can be read and tested in one place.
+lives here, so dedup behaviour can be read and tested in one place. It is also
+the only importer of python-slugify, which names categories and post files.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from slugify import slugify
 
 from aggregator.models import EntryData
 
@@ -85,7 +89,8 @@ def content_hash(entry: EntryData) -> str:
     """A fingerprint of what a reader sees of an entry.
 
     Dates are left out on purpose: some feeds stamp every entry with the fetch
-    time, and a changed date alone should not count as an edit.
+    time, and a changed date alone should not count as an edit. The raw body
+    is in, so that raw post exports follow edits the sanitiser hides.
     """
     digest = hashlib.sha1(usedforsecurity=False)
     for value in (
@@ -97,6 +102,7 @@ def content_hash(entry: EntryData) -> str:
         entry.thumbnail or "",
         "\x1e".join(entry.tags),
         "\x1e".join(f"{e.url}\x1d{e.type}\x1d{e.length}" for e in entry.enclosures),
+        entry.raw_body or "",
     ):
         digest.update(value.encode("utf-8", "surrogatepass"))
         digest.update(b"\x1f")
@@ -106,3 +112,23 @@ def content_hash(entry: EntryData) -> str:
 def body_hash(body: bytes) -> str:
     """Fingerprint of a fetched document, to skip parsing bytes seen last time."""
     return hashlib.sha1(body, usedforsecurity=False).hexdigest()
+
+
+def slug(text: str, max_length: int = 0) -> str:
+    """Lower-case ASCII letters, digits and hyphens, safe in URLs and on every file system.
+
+    Other scripts are transliterated (两大摄影 → liang-da-she-ying) rather than
+    dropped, so CJK titles still give readable names; `max_length` cuts at a
+    word boundary.
+    """
+    return slugify(text, max_length=max_length, word_boundary=True)
+
+
+def short_key(uid: str, length: int = 10) -> str:
+    """A short, stable, case-insensitive token for a story id, for file names.
+
+    Base32 of a SHA-1: ten characters are 50 bits, so a folder needs tens of
+    millions of posts before two could share one.
+    """
+    digest = hashlib.sha1(uid.encode("utf-8"), usedforsecurity=False).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:length]

@@ -15,6 +15,9 @@ from pathlib import Path
 
 # --------------------------------------------------------------------------- config
 
+#: Front-matter styles of exported posts (`site.posts_format`); the first is the default.
+POST_FORMATS = ("hexo", "hugo", "jekyll")
+
 
 @dataclass(frozen=True)
 class FetchLimits:
@@ -50,6 +53,11 @@ class SiteSettings:
     digest_per_category: int = 30
     language: str = "en"
     fetch: FetchLimits = field(default_factory=FetchLimits)
+    # A folder of Markdown posts that `update` keeps in sync (None: none), the
+    # front-matter style, and whether bodies keep the feed's own HTML.
+    posts_dir: Path | None = None
+    posts_format: str = "hexo"
+    posts_raw: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,12 @@ class ParsedFeed:
 
 @dataclass(frozen=True)
 class EntryData:
-    """One entry normalised: sanitised HTML, absolute URLs, aware UTC dates."""
+    """One entry normalised: sanitised HTML, absolute URLs, aware UTC dates.
+
+    `raw_body` is the exception: the body (content, else summary) exactly as
+    the document gave it, unsanitised, for exports that promise the feed's own
+    HTML. Nothing else may render it.
+    """
 
     entry_id: str
     title: str
@@ -169,6 +182,7 @@ class EntryData:
     enclosures: tuple[Enclosure, ...] = ()
     thumbnail: str | None = None
     published_known: bool = True
+    raw_body: str | None = None
 
 
 # --------------------------------------------------------------------------- store / publish
@@ -176,11 +190,18 @@ class EntryData:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """Where a story came from, as shown next to it in outputs."""
+    """Where a story came from, as shown next to it in outputs.
+
+    `name` is what the config calls the feed (or its own title when unnamed);
+    `channel_title` is always the feed's own title, and `categories` are the
+    feed's configured categories in config order.
+    """
 
     feed_url: str
     name: str
     site_link: str | None = None
+    channel_title: str | None = None
+    categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,6 +222,7 @@ class StoryView:
     categories: tuple[str, ...]
     enclosures: tuple[Enclosure, ...]
     sources: tuple[SourceRef, ...]
+    raw_body: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +293,7 @@ class StoryFields:
     updated: datetime | None
     tags: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
+    raw_body: str | None = None
 
 
 @dataclass(frozen=True)

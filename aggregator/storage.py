@@ -40,7 +40,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    sessionmaker,
+    undefer,
+)
 
 from aggregator.errors import StorageError
 from aggregator.models import (
@@ -60,7 +67,7 @@ from aggregator.models import (
 )
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 POLL_HISTORY_DAYS = 30
 _CHUNK = 500
 
@@ -117,6 +124,7 @@ class FeedCategoryRow(Base):
         ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True
     )
     category: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class StoryRow(Base):
@@ -138,6 +146,8 @@ class StoryRow(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     enclosures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Only post exports read it, so other queries do not carry it around.
+    raw_body: Mapped[str | None] = mapped_column(Text, deferred=True)
 
 
 class SourceRow(Base):
@@ -256,6 +266,7 @@ def _fields_to_columns(fields: StoryFields) -> dict[str, Any]:
         "updated": fields.updated,
         "tags": list(fields.tags),
         "enclosures": _enclosures_to_json(fields.enclosures),
+        "raw_body": fields.raw_body,
     }
 
 
@@ -271,6 +282,7 @@ def _fields_of(row: StoryRow) -> StoryFields:
         updated=row.updated,
         tags=tuple(row.tags or ()),
         enclosures=_enclosures_from_json(row.enclosures),
+        raw_body=row.raw_body,
     )
 
 
@@ -329,9 +341,9 @@ class Storage:
             session.flush()
             session.execute(delete(FeedCategoryRow))
             links = [
-                {"feed_id": rows[s.url].id, "category": c}
+                {"feed_id": rows[s.url].id, "category": c, "position": position}
                 for s in sources
-                for c in dict.fromkeys(s.categories)
+                for position, c in enumerate(dict.fromkeys(s.categories))
             ]
             if links:
                 session.execute(insert(FeedCategoryRow), links)
@@ -406,7 +418,11 @@ class Storage:
             story_ids = changed | (set(story_by_link.values()) - known)
             stories: dict[int, StoredStory] = {}
             for chunk in _chunks(sorted(story_ids)):
-                for story in session.scalars(select(StoryRow).where(StoryRow.id.in_(chunk))):
+                for story in session.scalars(
+                    select(StoryRow)
+                    .where(StoryRow.id.in_(chunk))
+                    .options(undefer(StoryRow.raw_body))
+                ):
                     stories[story.id] = StoredStory(
                         story.id, story.primary_feed_id, _fields_of(story)
                     )
@@ -642,11 +658,59 @@ class Storage:
                 )
             return found
 
-    def _views(self, session: Session, rows: Sequence[StoryRow]) -> list[StoryView]:
-        ids = [row.id for row in rows]
-        sources: dict[int, list[tuple[int, SourceRef]]] = defaultdict(list)
-        categories: dict[int, list[str]] = defaultdict(list)
-        for chunk in _chunks(ids):
+    def story_ids_for_export(
+        self,
+        category: str | None = None,
+        since: datetime | None = None,
+        story_ids: Iterable[int] | None = None,
+    ) -> list[int]:
+        """Ids of the active feeds' stories, oldest first, optionally narrowed down.
+
+        `category` keeps one category's stories, `since` those published at or
+        after it, and `story_ids` only those among the given ones.
+        """
+        query = select(StoryRow.id).where(StoryRow.id.in_(self._active_story_ids(category)))
+        if since is not None:
+            query = query.where(StoryRow.published >= since)
+        with self._sessions() as session:
+            if story_ids is None:
+                return list(session.scalars(query.order_by(StoryRow.id)))
+            found: list[int] = []
+            for chunk in _chunks(sorted(set(story_ids))):
+                found.extend(session.scalars(query.where(StoryRow.id.in_(chunk))))
+            return sorted(found)
+
+    def stories_with_raw_body(self, story_ids: Sequence[int]) -> list[StoryView]:
+        """The given stories with their raw HTML, for post exports (ask in batches)."""
+        with self._sessions() as session:
+            rows: list[StoryRow] = []
+            for chunk in _chunks(list(story_ids)):
+                rows.extend(
+                    session.scalars(
+                        select(StoryRow)
+                        .where(StoryRow.id.in_(chunk))
+                        .options(undefer(StoryRow.raw_body))
+                        .order_by(StoryRow.id)
+                    )
+                )
+            return self._views(session, rows, raw=True)
+
+    def _feed_categories(self, session: Session) -> dict[int, tuple[str, ...]]:
+        """Each feed's categories in config order (the table is feeds × categories small)."""
+        found: dict[int, list[str]] = defaultdict(list)
+        query = select(FeedCategoryRow.feed_id, FeedCategoryRow.category).order_by(
+            FeedCategoryRow.feed_id, FeedCategoryRow.position, FeedCategoryRow.category
+        )
+        for feed_id, category in session.execute(query):
+            found[feed_id].append(category)
+        return {feed_id: tuple(names) for feed_id, names in found.items()}
+
+    def _views(
+        self, session: Session, rows: Sequence[StoryRow], *, raw: bool = False
+    ) -> list[StoryView]:
+        feed_categories = self._feed_categories(session)
+        feeds_of: dict[int, dict[int, FeedRow]] = defaultdict(dict)
+        for chunk in _chunks([row.id for row in rows]):
             query = (
                 select(SourceRow.story_id, FeedRow)
                 .join(FeedRow, FeedRow.id == SourceRow.feed_id)
@@ -654,21 +718,16 @@ class Storage:
                 .order_by(SourceRow.first_seen, SourceRow.id)
             )
             for story_id, feed in session.execute(query):
-                ref = SourceRef(feed.url, feed.name or feed.title or feed.url, feed.site_link)
-                sources[story_id].append((feed.id, ref))
-            category_query = (
-                select(SourceRow.story_id, FeedCategoryRow.category, FeedRow.position)
-                .join(FeedCategoryRow, FeedCategoryRow.feed_id == SourceRow.feed_id)
-                .join(FeedRow, FeedRow.id == SourceRow.feed_id)
-                .where(SourceRow.story_id.in_(chunk), FeedRow.active)
-                .order_by(FeedRow.position)
-            )
-            for story_id, category, _position in session.execute(category_query):
-                if category not in categories[story_id]:
-                    categories[story_id].append(category)
+                feeds_of[story_id].setdefault(feed.id, feed)
         views = []
         for row in rows:
-            ordered = sorted(sources[row.id], key=lambda item: item[0] != row.primary_feed_id)
+            # The story's first source leads; the others follow in the order they came.
+            feeds = sorted(feeds_of[row.id].values(), key=lambda f: f.id != row.primary_feed_id)
+            categories = dict.fromkeys(
+                name
+                for feed in sorted(feeds, key=lambda f: f.position)
+                for name in feed_categories.get(feed.id, ())
+            )
             views.append(
                 StoryView(
                     uid=row.uid,
@@ -682,9 +741,19 @@ class Storage:
                     content=row.content,
                     thumbnail=row.thumbnail,
                     tags=tuple(row.tags or ()),
-                    categories=tuple(categories[row.id]),
+                    categories=tuple(categories),
                     enclosures=_enclosures_from_json(row.enclosures),
-                    sources=tuple(ref for _, ref in ordered),
+                    sources=tuple(
+                        SourceRef(
+                            feed_url=feed.url,
+                            name=feed.name or feed.title or feed.url,
+                            site_link=feed.site_link,
+                            channel_title=feed.title,
+                            categories=feed_categories.get(feed.id, ()),
+                        )
+                        for feed in feeds
+                    ),
+                    raw_body=row.raw_body if raw else None,
                 )
             )
         return views

@@ -25,7 +25,9 @@ Cli = Callable[..., Result]
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", [[], ["update"], ["build"], ["run"], ["status"]])
+@pytest.mark.parametrize(
+    "command", [[], ["update"], ["build"], ["run"], ["status"], ["export-posts"]]
+)
 def test_every_command_has_help_with_an_example(cli: Cli, command: list[str]) -> None:
     result = cli(*command, "--help")
     assert result.exit_code == 0
@@ -34,7 +36,7 @@ def test_every_command_has_help_with_an_example(cli: Cli, command: list[str]) ->
 
 
 def test_every_command_is_covered_by_the_help_test() -> None:
-    assert set(main.commands) == {"update", "build", "run", "status"}
+    assert set(main.commands) == {"update", "build", "run", "status", "export-posts"}
 
 
 def test_unknown_command_is_a_usage_error(cli: Cli) -> None:

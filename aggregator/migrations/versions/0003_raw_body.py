@@ -1,0 +1,33 @@
+"""raw entry HTML for post exports; the config order of each feed's categories
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Stories stored before this revision have no raw HTML; exports fall back
+    # to their sanitised body until their feed changes them.
+    op.add_column("stories", sa.Column("raw_body", sa.Text(), nullable=True))
+    op.add_column(
+        "feed_categories",
+        sa.Column("position", sa.Integer(), nullable=False, server_default="0"),
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("feed_categories") as batch_op:
+        batch_op.drop_column("position")
+    with op.batch_alter_table("stories") as batch_op:
+        batch_op.drop_column("raw_body")
