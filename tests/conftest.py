@@ -27,34 +27,41 @@ def shared_path(*parts: str) -> Path:
 ConfigWriter = Callable[..., Path]
 
 
+def write_config_file(folder: Path, feeds: Sequence[dict[str, Any]], **site: Any) -> Path:
+    """Write folder/feeds.yaml; feeds are dicts as in the YAML."""
+    settings = {
+        "title": "Test digest",
+        "base_url": "https://news.example.org/",
+        "timezone": "Asia/Shanghai",
+        **site,
+    }
+    path = folder / "feeds.yaml"
+    # JSON is YAML too, and needs no YAML library in the tests.
+    document = {"site": settings, "feeds": list(feeds)}
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> ConfigWriter:
     """Write a feeds.yaml into tmp_path; feeds are dicts as in the YAML."""
 
     def write(feeds: Sequence[dict[str, Any]], **site: Any) -> Path:
-        settings = {
-            "title": "Test digest",
-            "base_url": "https://news.example.org/",
-            "timezone": "Asia/Shanghai",
-            **site,
-        }
-        path = tmp_path / "feeds.yaml"
-        # JSON is YAML too, and needs no YAML library in the tests.
-        document = {"site": settings, "feeds": list(feeds)}
-        path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
-        return path
+        return write_config_file(tmp_path, feeds, **site)
 
     return write
+
+
+def run_cli(*args: str) -> Result:
+    """`aggregator ARGS...` in-process, for fixtures wider than one test."""
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture
 def cli() -> Callable[..., Result]:
     """Run `aggregator ARGS...` in-process and return click's result."""
 
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
+    return run_cli
 
 
 @pytest.fixture(scope="session")

@@ -6,24 +6,36 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import feedparser
+import pytest
 from click.testing import Result
 from lxml import etree
 
-from tests.conftest import ConfigWriter, shared_path
+from tests.conftest import run_cli, shared_path, write_config_file
 from tests.corpus import SCRIPT_PAYLOAD, corpus_files, corpus_headers
 from tests.httpserver import Reply, serve
+from tests.postfiles import read_post
 
 Cli = Callable[..., Result]
 CATEGORIES = ("wellformed", "illformed", "encoding", "entities", "json")
 SAFE_URL = re.compile(r'(?:href|src)="(?!https?://|mailto:|\.\./|#|digest/|index\.html)', re.I)
 
 
-def test_every_corpus_feed_is_stored_or_recorded_and_outputs_stay_valid(
-    write_config: ConfigWriter, cli: Cli
-) -> None:
+@dataclass(frozen=True)
+class CorpusRun:
+    config: Path
+    feeds: list[dict[str, Any]]
+    result: Result
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
+    """Every corpus file served with its `Header:` lines, through one `update`."""
     root = shared_path("corpus", "feedparser")
     routes: dict[str, Reply] = {}
     feeds: list[dict[str, Any]] = []
@@ -39,9 +51,19 @@ def test_every_corpus_feed_is_stored_or_recorded_and_outputs_stay_valid(
     with serve(routes) as server:
         for feed in feeds:
             feed["url"] = server.url(feed["name"])
-        config = write_config(feeds, max_entries=200, digest_per_category=50)
-        result = cli("--config", str(config), "update")
-    elapsed = time.monotonic() - started
+        config = write_config_file(
+            tmp_path_factory.mktemp("corpus"), feeds, max_entries=200, digest_per_category=50
+        )
+        result = run_cli("--config", str(config), "update")
+    return CorpusRun(config, feeds, result, time.monotonic() - started)
+
+
+def test_every_corpus_feed_is_stored_or_recorded_and_outputs_stay_valid(
+    corpus_run: CorpusRun, cli: Cli
+) -> None:
+    config, feeds, result, elapsed = (
+        corpus_run.config, corpus_run.feeds, corpus_run.result, corpus_run.seconds
+    )  # fmt: skip
     assert result.exit_code in (0, 1), result.output
 
     status = json.loads(cli("--config", str(config), "status", "--json").output)
@@ -88,3 +110,24 @@ def test_every_corpus_feed_is_stored_or_recorded_and_outputs_stay_valid(
         assert "<script" not in html.lower(), page
         assert not SAFE_URL.search(html), (page, SAFE_URL.search(html))
         assert "Content-Security-Policy" in html
+
+
+@pytest.mark.parametrize(("post_format", "body"), [("hexo", "--raw"), ("hugo", "--sanitised"),
+                                                   ("jekyll", "--raw")])  # fmt: skip
+def test_every_corpus_entry_exports_as_a_post_that_parses_and_a_second_export_writes_nothing(
+    corpus_run: CorpusRun, cli: Cli, tmp_path: Path, post_format: str, body: str
+) -> None:
+    config = str(corpus_run.config)
+    status = json.loads(cli("--config", config, "status", "--json").output)
+    export = ("--config", config, "export-posts", str(tmp_path), "--format", post_format, body)
+    first = cli(*export)
+    assert first.exit_code == 0, first.output
+    posts = sorted(tmp_path.glob("*.md"))
+    assert len(posts) == status["entries_total"] > 500
+    assert f"{len(posts)} posts written, 0 unchanged" in first.output
+    for post in posts:
+        meta, meta_1_1, _body = read_post(post)
+        assert meta["title"] == meta_1_1["title"] and isinstance(meta["title"], str), post
+        assert meta["categories"] and meta["author"] == meta_1_1["author"], post
+        assert "date" in meta_1_1, post
+    assert f"0 posts written, {len(posts)} unchanged" in cli(*export).output

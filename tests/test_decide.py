@@ -76,6 +76,26 @@ def test_changed_content_updates_in_place_and_sets_updated() -> None:
     assert update.fields.updated == NOW
 
 
+def test_edit_to_the_raw_html_alone_is_stored_without_marking_the_story_updated() -> None:
+    e = entry("a", "https://x.test/a", raw_body="<p>a</p><script>track(1)</script>")
+    edited = replace(e, raw_body="<p>a</p><script>track(2)</script>")
+    intents = decide_feed(stored(FEED_A, e, 10, 100, FEED_A), [edited], NOW)
+    (update,) = intents.updated
+    assert update.fields is not None
+    assert update.fields.raw_body == edited.raw_body
+    assert update.fields.updated is None  # readers of our outputs saw no change
+
+
+def test_raw_html_follows_the_source_whose_body_is_shown() -> None:
+    owner = entry("a", "https://x.test/a", summary="<p>short</p>", raw_body="<p>short</p>")
+    other = entry(
+        "b", "https://x.test/a", summary=None, content="<p>long</p>", raw_body="<p> long </p>"
+    )
+    merged = merge_fields(fields_from_entry(owner), other, owner=False, changed=False, now=NOW)
+    assert merged.content == "<p>long</p>"  # the other source filled the missing content
+    assert merged.raw_body == "<p> long </p>"
+
+
 def test_same_guid_in_another_feed_is_another_entry() -> None:
     e = entry("shared-guid")  # no link: nothing says it is the same story
     context = stored(FEED_A, e, 10, 100, FEED_A)

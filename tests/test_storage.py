@@ -4,6 +4,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aggregator.storage as storage_module
 from aggregator.decide import decide_feed, identifying_links
 from aggregator.identity import content_hash
 from aggregator.models import EntryData, FeedSource, PollOutcome
@@ -168,3 +169,61 @@ def test_database_at_an_older_revision_is_migrated_on_open(database_url: str) ->
     storage.set_meta("k", "v1")
     storage.set_meta("k", "v2")
     assert storage.get_meta("k") == "v2" and storage.get_meta("absent") is None
+
+
+def test_schema_built_by_the_migrations_matches_the_models(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from aggregator.storage import Base
+
+    storage = open_db(database_url)
+    with storage.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_raw_body_and_each_source_with_its_channel_title_and_categories(
+    database_url: str,
+) -> None:
+    storage = open_db(database_url)
+    raw = "<div>   \n<p align=center>Raw <img src=x.png></p>"
+    ingest(storage, B, [entry("b1", "https://x.test/s", raw_body=raw)])
+    state = storage.feed_states()[B.url]
+    outcome = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=1)
+    storage.apply(
+        state.feed_id, decide_feed(storage.load_context(state.feed_id, B.url, {}, []), [], NOW),
+        outcome, next_check=NOW, title="最新新闻",
+    )  # fmt: skip
+    ingest(storage, A, [entry("a1", "https://x.test/s")])
+    ids = storage.story_ids_for_export()
+    (story,) = storage.stories_with_raw_body(ids)
+    assert story.raw_body == raw
+    assert [(s.name, s.channel_title, s.categories) for s in story.sources] == [
+        ("最新新闻", "最新新闻", ("science", "tech")),  # unnamed: its own title; config order
+        ("Feed A", None, ("tech",)),
+    ]
+    assert storage.newest_stories(None, 1)[0].raw_body is None  # publishing never loads it
+    assert storage.story_ids_for_export("science") == ids
+    assert storage.story_ids_for_export(None, NOW) == []  # published ten minutes before NOW
+    assert storage.story_ids_for_export(None, NOW - timedelta(hours=1), ids) == ids
+
+
+def test_story_stored_before_raw_html_was_kept_survives_the_upgrade(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    storage = open_db(f"sqlite:///{tmp_path / 'agg.db'}")
+    ingest(storage, A, [entry("a1", "https://x.test/1", raw_body="<p>raw</p>")])
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(storage_module.__file__).parent / "migrations")
+    )
+    with storage.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    storage.close()
+    upgraded = open_storage(f"sqlite:///{tmp_path / 'agg.db'}")
+    (story,) = upgraded.stories_with_raw_body(upgraded.story_ids_for_export())
+    assert story.title == "Title a1" and story.raw_body is None
+    assert story.sources[0].categories == ("tech",)

@@ -27,7 +27,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("feed_categories") as batch_op:
-        batch_op.drop_column("position")
-    with op.batch_alter_table("stories") as batch_op:
-        batch_op.drop_column("raw_body")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite 3.35+): a batch copy of `stories`
+    # would drop the table, and with it every entry source by cascade.
+    op.drop_column("feed_categories", "position")
+    op.drop_column("stories", "raw_body")
