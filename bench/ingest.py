@@ -5,7 +5,8 @@
 Starts ../shared/bench/feedcorpus.py, warms it (it builds each document on
 first request), then times whole `aggregator` processes, as a cron job sees
 them: a cold ingest, a re-poll where every feed gained one entry, a re-poll
-where every feed answers 304, and a full `build`. Prints figures; asserts
+where every feed answers 304, a full `build`, then `export-posts` of every
+story and the same export again (nothing changed). Prints figures; asserts
 nothing. Peak RSS is that of the `aggregator` process (children's maximum).
 """
 
@@ -123,6 +124,10 @@ def main() -> int:
         all_304 = aggregator(config, "update")
         build = aggregator(config, "build")
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        posts = work / "posts"
+        export = aggregator(config, "export-posts", str(posts), "--raw")
+        export_again = aggregator(config, "export-posts", str(posts), "--raw")
+        export_peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     finally:
         server.terminate()
         server.wait()
@@ -132,7 +137,8 @@ def main() -> int:
         entries = db.execute("SELECT count(*) FROM stories").fetchone()[0]
     db_bytes = sum(p.stat().st_size for p in database.parent.glob("aggregator.db*"))
     total = options.feeds * options.items
-    for name, run in (("cold", cold), ("steady", steady), ("304", all_304), ("build", build)):
+    runs = {"cold": cold, "steady": steady, "304": all_304, "build": build, "export": export}
+    for name, run in runs.items():
         if run.exit_code != 0:
             print(f"{name} exited {run.exit_code}:\n{run.output[-2000:]}")
     print(f"corpus: {options.feeds} feeds x {options.items} items, overlap {options.overlap}")
@@ -144,6 +150,9 @@ def main() -> int:
         ("all-304 re-poll (s)", f"{all_304.seconds:.2f}"),
         ("full build (s)", f"{build.seconds:.2f}"),
         ("peak RSS (MB)", f"{peak_mb:.0f}"),
+        ("export-posts, all written (s)", f"{export.seconds:.2f}"),
+        ("export-posts, none changed (s)", f"{export_again.seconds:.2f}"),
+        ("peak RSS with exports (MB)", f"{export_peak_mb:.0f}"),
         ("stories stored", f"{entries:,}"),
         ("database bytes per story", f"{db_bytes / max(entries, 1):,.0f}"),
     ]
