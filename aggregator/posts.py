@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aggregator.files import write_if_changed
 from aggregator.identity import short_key, slug
-from aggregator.models import StoryView
+from aggregator.models import POST_FORMATS, StoryView
 
 EXTENSION = ".md"
 SLUG_LENGTH = 60
@@ -97,12 +97,17 @@ def _block_list(key: str, items: Sequence[str], indent: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PostOptions:
-    """How posts are written: front-matter style, body kind, and for names and dates."""
+    """How posts are written: front-matter style, body kind, and the zone and category
+    order that file names, dates and category hierarchies need."""
 
     format: str = "hexo"
     raw: bool = False
     zone: tzinfo | None = None
     category_order: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.format not in POST_FORMATS:
+            raise ValueError(f"unknown post format {self.format!r}")
 
 
 def category_paths(story: StoryView, category_order: Sequence[str] = ()) -> list[tuple[str, ...]]:
@@ -149,7 +154,7 @@ def post_body(story: StoryView, raw: bool) -> str:
 
 def render_post(story: StoryView, options: PostOptions) -> str:
     """The whole file: front matter in the chosen style, a blank line, the body."""
-    render = {"hexo": _hexo, "hugo": _hugo, "jekyll": _jekyll}[options.format]
+    render = _hexo if options.format == "hexo" else _hugo_or_jekyll
     lines = ["---", *render(story, options), "---", "", post_body(story, options.raw)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -191,37 +196,24 @@ def _hexo(story: StoryView, options: PostOptions) -> list[str]:
     return lines
 
 
-def _hugo(story: StoryView, options: PostOptions) -> list[str]:
-    lines = [
+def _hugo_or_jekyll(story: StoryView, options: PostOptions) -> list[str]:
+    """Hugo's and Jekyll's usual keys, which differ only in a few names."""
+    jekyll = options.format == "jekyll"
+    lines = ["layout: post"] if jekyll else []
+    lines += [
         f"title: {yaml_scalar(story.title, always_quote=True)}",
         f"date: {_local_iso(story.published, options.zone)}",
     ]
     if updated := _changed_later(story):
-        lines.append(f"lastmod: {_local_iso(updated, options.zone)}")
+        key = "last_modified_at" if jekyll else "lastmod"
+        lines.append(f"{key}: {_local_iso(updated, options.zone)}")
     lines.append(f"author: {yaml_scalar(_author(story))}")
     lines += _block_list("categories", _flat(category_paths(story, options.category_order)), "  ")
     if story.tags:
         lines += _block_list("tags", story.tags, "  ")
     if story.thumbnail:
-        lines += ["images:", f"  - {yaml_scalar(story.thumbnail, always_quote=True)}"]
-    lines.append("comments: false")
-    return lines
-
-
-def _jekyll(story: StoryView, options: PostOptions) -> list[str]:
-    lines = [
-        "layout: post",
-        f"title: {yaml_scalar(story.title, always_quote=True)}",
-        f"date: {_local_iso(story.published, options.zone)}",
-    ]
-    if updated := _changed_later(story):
-        lines.append(f"last_modified_at: {_local_iso(updated, options.zone)}")
-    lines.append(f"author: {yaml_scalar(_author(story))}")
-    lines += _block_list("categories", _flat(category_paths(story, options.category_order)), "  ")
-    if story.tags:
-        lines += _block_list("tags", story.tags, "  ")
-    if story.thumbnail:
-        lines.append(f"image: {yaml_scalar(story.thumbnail, always_quote=True)}")
+        image = yaml_scalar(story.thumbnail, always_quote=True)
+        lines += [f"image: {image}"] if jekyll else ["images:", f"  - {image}"]
     lines.append("comments: false")
     return lines
 
