@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import html
+import json
 import re
 import time
 from dataclasses import replace
@@ -13,6 +15,7 @@ import pytest
 
 from aggregator.clean import normalise_entry, plain_text
 from aggregator.models import Enclosure, EntryData, RawEntry
+from aggregator.parse import parse_document
 from tests.conftest import shared_path
 
 FETCHED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -459,3 +462,40 @@ def test_plain_text_cuts_text_without_spaces_hard() -> None:
 
 def test_plain_text_under_the_limit_is_untouched() -> None:
     assert plain_text("short", 80) == "short"
+
+
+RAW_HTML = (
+    '<DIV class=x id="a"   data-z=\'1\'>  <img   src="rel/a.png" alt=x /> &nbsp; &amp; &#169;'
+    " <!-- c --> <script>var a = 1 < 2 && b;</script>\n"
+    '<a href="/up" onclick="x()">L</a><br/><p style="color:red">t</P></DIV>'
+)
+RAW_DOCUMENTS = {
+    "rss cdata": "<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+    "<description><![CDATA[{cdata}]]></description></item></channel></rss>",
+    "rss escaped": "<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+    "<description>{escaped}</description></item></channel></rss>",
+    "rss content:encoded": "<rss version='2.0' xmlns:content='http://purl.org/rss/1.0/modules/"
+    "content/'><channel><title>t</title><item><title>x</title><description>short</description>"
+    "<content:encoded><![CDATA[{cdata}]]></content:encoded></item></channel></rss>",
+    "atom html": "<feed xmlns='http://www.w3.org/2005/Atom'><title>t</title><entry><title>x"
+    "</title><id>i</id><content type='html'>{escaped}</content></entry></feed>",
+    "json feed": '{{"version": "https://jsonfeed.org/version/1.1", "title": "t",'
+    ' "items": [{{"id": "1", "content_html": {json}}}]}}',
+}
+
+
+@pytest.mark.parametrize("kind", RAW_DOCUMENTS)
+def test_raw_body_is_the_document_html_byte_for_byte(kind: str) -> None:
+    document = RAW_DOCUMENTS[kind].format(
+        cdata=RAW_HTML, escaped=html.escape(RAW_HTML, quote=False), json=json.dumps(RAW_HTML)
+    )
+    parsed = parse_document(document.encode(), {"content-type": "application/xml"}, BASE)
+    entry = normalise_entry(parsed.entries[0], FETCHED)
+    assert entry is not None and entry.raw_body == RAW_HTML
+    shown = entry.content or entry.summary
+    assert shown is not None and "script" not in shown  # what outputs show is clean
+
+
+def test_raw_body_drops_only_what_no_database_can_store() -> None:
+    entry = normalise_entry(raw(content_html="<p>a\x00b\ud800c\x7f</p>"), FETCHED)
+    assert entry is not None and entry.raw_body == "<p>abc\x7f</p>"
