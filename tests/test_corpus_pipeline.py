@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,9 +126,16 @@ def test_every_corpus_entry_exports_as_a_post_that_parses_and_a_second_export_wr
     posts = sorted(tmp_path.glob("*.md"))
     assert len(posts) == status["entries_total"] > 500
     assert f"{len(posts)} posts written, 0 unchanged" in first.output
+    with sqlite3.connect(corpus_run.config.parent / "var" / "aggregator.db") as db:
+        stored_titles = sorted(title for (title,) in db.execute("SELECT title FROM stories"))
+    feed_names = {feed["name"] for feed in corpus_run.feeds}
+    titles: list[str] = []
     for post in posts:
         meta, meta_1_1, _body = read_post(post)
-        assert meta["title"] == meta_1_1["title"] and isinstance(meta["title"], str), post
-        assert meta["categories"] and meta["author"] == meta_1_1["author"], post
+        assert meta["title"] == meta_1_1["title"], post
+        titles.append(meta["title"])
+        assert meta["author"] == meta_1_1["author"] and meta["author"] in feed_names, post
+        assert meta["categories"] == meta_1_1["categories"], post
         assert "date" in meta_1_1, post
+    assert sorted(titles) == stored_titles  # every value read back is the stored one
     assert f"0 posts written, {len(posts)} unchanged" in cli(*export).output
