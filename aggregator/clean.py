@@ -95,6 +95,7 @@ UNTITLED = "(untitled)"
 TITLE_FALLBACK_LENGTH = 80
 # A title or author name longer than this is a broken or hostile feed, not prose.
 TITLE_LIMIT = 1000
+URL_LIMIT = 4096
 AUTHOR_LIMIT = 200
 TAG_LIMIT = 100
 ELLIPSIS = "…"
@@ -250,15 +251,19 @@ def published_date(raw: RawEntry, fetched_at: datetime) -> tuple[datetime, bool]
 
 
 def absolute_url(url: str | None, base: str | None, schemes: frozenset[str]) -> str | None:
-    """`url` resolved against `base`, if the result has one of `schemes`."""
-    if url is None or not url.strip():
+    """`url` resolved against `base`, if the result has one of `schemes`.
+
+    A URL longer than `URL_LIMIT` is dropped whole: cut short it would be
+    another address.
+    """
+    if url is None or not url.strip() or len(url) > URL_LIMIT:
         return None
     try:
         resolved = urljoin(xml_text(base or ""), xml_text(url).strip())
         scheme = urlsplit(resolved).scheme.lower()
     except ValueError:
         return None
-    return resolved if scheme in schemes else None
+    return resolved if scheme in schemes and len(resolved) <= URL_LIMIT else None
 
 
 def absolute_web_url(url: str | None, base: str | None) -> str | None:

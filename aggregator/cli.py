@@ -151,22 +151,34 @@ def _print_update_summary(report: UpdateReport, output_dir: Path) -> None:
     new = sum(r.outcome.new for r in report.results)
     updated = sum(r.outcome.updated for r in report.results)
     failed = len(report.failed)
+    skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
     out.print(
-        f"{len(report.results)} feeds: {len(report.results) - failed} ok, {failed} failed; "
-        f"{new} new and {updated} updated entries; "
+        f"{len(report.results)} feeds: {len(report.results) - failed} ok, {failed} failed"
+        f"{skipped}; {new} new and {updated} updated entries; "
         f"{len(report.published.written)} output files written, "
         f"{len(report.published.unchanged)} unchanged.",
         markup=False,
     )
+    for name, reason in report.skipped:
+        out.print(f"Skipped {name}: {reason}", markup=False)
     out.print(f"Digest: {output_dir / 'index.html'}", markup=False)
 
 
-@main.command(epilog="Example:\n\n\b\n  aggregator --config feeds.yaml update")
+@main.command(
+    epilog="Example:\n\n\b\n  aggregator --config feeds.yaml update\n  aggregator update --force"
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also poll feeds that are gone (HTTP 410) or whose server asked us to wait (Retry-After).",
+)
 @click.pass_obj
-def update(state: CliState) -> None:
+def update(state: CliState, force: bool) -> None:
     """Poll every feed now, store new entries and republish.
 
-    Exits 0 when every feed succeeded, 1 when some failed (the others are still
+    Feeds whose server said they are gone (410) or asked us to wait
+    (Retry-After on 429/503) are skipped and listed, unless --force. Exits 0
+    when every polled feed succeeded, 1 when some failed (the others are still
     stored and published), 2 on an invalid config.
     """
     with opened(state) as aggregator:
@@ -178,7 +190,7 @@ def update(state: CliState) -> None:
                 if progress is not None:
                     progress.update(task, advance=1, description=result.name[:40])
 
-            report = aggregator.update(on_result=advance)
+            report = aggregator.update(on_result=advance, force=force)
         _print_update_summary(report, aggregator.config.site.output_dir)
     sys.exit(EXIT_FEEDS_FAILED if report.failed else EXIT_OK)
 
@@ -354,6 +366,8 @@ def _health_json(health: FeedHealth) -> dict[str, Any]:
         "entries": health.entries,
         "next_check": _iso(health.next_check),
         "last_warning": health.last_warning,
+        "retry_after": _iso(health.not_before),
+        "moved_to": health.moved_to,
     }
 
 
@@ -378,12 +392,12 @@ def status(state: CliState, as_json: bool) -> None:
     for h in report.feeds:
         table.add_row(
             h.name,
-            h.url,
+            f"{h.url} → {h.moved_to} (moved permanently)" if h.moved_to else h.url,
             h.state,
             h.last_poll.astimezone(zone).strftime("%Y-%m-%d %H:%M") if h.last_poll else "never",
             str(h.http_status or "-"),
             str(h.entries),
             h.last_error or "",
-            style="red" if h.state == "error" else "",
+            style="red" if h.state in ("error", "gone") else "",
         )
     out.print(table)

@@ -345,6 +345,9 @@ class _Fetch(_Model):
     max_decoded_bytes: Annotated[int, PlainValidator(_size)] = _FETCH_DEFAULTS.max_decoded_bytes
     max_redirects: Annotated[int, PlainValidator(_non_negative_int)] = _FETCH_DEFAULTS.max_redirects
     concurrency: Annotated[int, PlainValidator(_positive_int)] = _FETCH_DEFAULTS.concurrency
+    max_entries_per_feed: Annotated[int, PlainValidator(_positive_int)] = (
+        _FETCH_DEFAULTS.max_entries_per_feed
+    )
 
 
 class _Site(_Model):
@@ -767,6 +770,7 @@ def _site_settings(site: _Site, base_dir: Path) -> SiteSettings:
             max_decoded_bytes=fetch.max_decoded_bytes,
             max_redirects=fetch.max_redirects,
             concurrency=fetch.concurrency,
+            max_entries_per_feed=fetch.max_entries_per_feed,
         ),
         posts_dir=_resolve_path(site.posts_dir, base_dir) if site.posts_dir else None,
         posts_format=site.posts_format,

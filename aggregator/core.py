@@ -27,7 +27,13 @@ from zoneinfo import ZoneInfo
 from aggregator import USER_AGENT, __version__
 from aggregator.clean import normalise_entry
 from aggregator.config import load_config
-from aggregator.decide import decide_feed, identifying_links, unique_entries
+from aggregator.decide import (
+    decide_feed,
+    identifying_links,
+    newest_entries,
+    next_poll,
+    unique_entries,
+)
 from aggregator.digest import render_digest
 from aggregator.errors import ParseError
 from aggregator.fetch import fetch_iter
@@ -41,6 +47,7 @@ from aggregator.models import (
     FeedSource,
     FeedState,
     FetchResult,
+    NextPoll,
     PollOutcome,
     StoryView,
     WriteReport,
@@ -79,6 +86,7 @@ class UpdateReport:
     results: list[FeedResult] = field(default_factory=list)
     changed_story_ids: set[int] = field(default_factory=set)
     published: WriteReport = field(default_factory=WriteReport)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (feed, why)
 
     @property
     def failed(self) -> list[FeedResult]:
@@ -123,15 +131,29 @@ class Aggregator:
         *,
         on_result: Callable[[FeedResult], None] | None = None,
         publish: bool = True,
+        force: bool = False,
     ) -> UpdateReport:
-        """Poll the given feeds (default: all), store what is new, then publish."""
+        """Poll the given feeds (default: all), store what is new, then publish.
+
+        Feeds a server has asked us to leave alone (410 Gone, or Retry-After
+        still running) are skipped and listed in the report, unless `force`.
+        """
         sources = list(self.config.feeds if sources is None else sources)
         self._states = self.storage.feed_states()
         problems_before = self._problems()
         report = UpdateReport()
-        requests = [(s.url, self._states[s.url].validators) for s in sources]
+        now = self.clock()
+        by_fetch_url: dict[str, FeedSource] = {}
+        for source in sources:
+            state = self._states[source.url]
+            reason = None if force else self._held_back(state, now)
+            if reason is not None:
+                report.skipped.append((source.name or state.title or source.url, reason))
+            else:
+                by_fetch_url[state.fetch_url] = source
+        requests = [(url, self._states[s.url].validators) for url, s in by_fetch_url.items()]
         for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
-            feed_result, touched = self._ingest(self._sources[result.url], result)
+            feed_result, touched = self._ingest(by_fetch_url[result.url], result)
             report.results.append(feed_result)
             report.changed_story_ids |= touched
             if on_result is not None:
@@ -146,6 +168,15 @@ class Aggregator:
             report.published = self.publish(report.changed_story_ids)
         return report
 
+    def _held_back(self, state: FeedState, now: datetime) -> str | None:
+        """Why a server's own request keeps this feed from being polled now, if it does."""
+        if state.state == "gone":
+            return "gone (HTTP 410); remove it from feeds.yaml, or --force to poll it anyway"
+        if state.not_before is not None and state.not_before > now:
+            until = state.not_before.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+            return f"the server asked us to wait until {until} (Retry-After); --force overrides"
+        return None
+
     def _problems(self) -> list[tuple[str, str, str | None]]:
         """What the digest says about failing sources; a change means republishing."""
         return [(h.url, h.state, h.last_error) for h in self.storage.health() if h.failing]
@@ -156,7 +187,6 @@ class Aggregator:
 
     def _ingest(self, source: FeedSource, result: FetchResult) -> tuple[FeedResult, set[int]]:
         state = self._states[source.url]
-        next_check = result.fetched_at + source.interval
         name = source.name or state.title or source.url
         base = PollOutcome(
             started_at=result.fetched_at,
@@ -165,41 +195,77 @@ class Aggregator:
             wire_bytes=result.wire_bytes,
         )
         try:
-            outcome, touched = self._store(source, state, result, base, next_check)
+            outcome, touched = self._store(source, state, result, base)
         except Exception as e:  # a bug must cost one feed, not the run
             log.exception("internal error while storing %s", source.url)
             outcome = _replace_outcome(base, error=f"internal error: {type(e).__name__}: {e}")
-            self.storage.record_poll(state.feed_id, outcome, next_check=next_check)
+            timing = self._next_poll(source, state, result, outcome, state.update_hint)
+            self.storage.record_poll(state.feed_id, outcome, next_poll=timing)
             touched = set()
         return FeedResult(source.url, name, outcome), touched
 
-    def _store(
+    def _next_poll(
         self,
         source: FeedSource,
         state: FeedState,
         result: FetchResult,
-        base: PollOutcome,
-        next_check: datetime,
+        outcome: PollOutcome,
+        update_hint: timedelta | None,
+    ) -> NextPoll:
+        failed = outcome.error is not None
+        return next_poll(
+            now=result.fetched_at,
+            interval=source.interval,
+            status=result.status,
+            failed=failed,
+            headers=result.headers,
+            update_hint=update_hint,
+            failures=state.failures + 1 if failed else 0,
+        )
+
+    def _store(
+        self, source: FeedSource, state: FeedState, result: FetchResult, base: PollOutcome
     ) -> tuple[PollOutcome, set[int]]:
         record = self.storage.record_poll
+        moved_to = result.moved_to if result.error is None else None
         if result.error is not None or result.body is None:
-            outcome = _replace_outcome(base, error=result.error, not_modified=result.not_modified)
-            record(state.feed_id, outcome, next_check=next_check, validators=result.validators)
+            outcome = _replace_outcome(
+                base,
+                error=result.error,
+                not_modified=result.not_modified,
+                gone=result.status == 410,
+            )
+            timing = self._next_poll(source, state, result, outcome, state.update_hint)
+            record(
+                state.feed_id,
+                outcome,
+                next_poll=timing,
+                validators=result.validators,
+                moved_to=moved_to,
+            )
             return outcome, set()
         digest = body_hash(result.body)
         if digest == state.body_hash:
-            record(state.feed_id, base, next_check=next_check, validators=result.validators)
+            timing = self._next_poll(source, state, result, base, state.update_hint)
+            record(
+                state.feed_id,
+                base,
+                next_poll=timing,
+                validators=result.validators,
+                moved_to=moved_to,
+            )
             return base, set()
+        limit = self.config.site.fetch.max_entries_per_feed
         try:
-            parsed = parse_document(result.body, result.headers, result.final_url)
+            parsed = parse_document(result.body, result.headers, result.final_url, limit)
         except ParseError as e:
             outcome = _replace_outcome(base, error=str(e))
-            record(state.feed_id, outcome, next_check=next_check)
+            timing = self._next_poll(source, state, result, outcome, state.update_hint)
+            record(state.feed_id, outcome, next_poll=timing)
             return outcome, set()
         now = result.fetched_at
-        entries = unique_entries(
-            [entry for raw in parsed.entries if (entry := normalise_entry(raw, now)) is not None]
-        )
+        normalised = [entry for raw in parsed.entries if (entry := normalise_entry(raw, now))]
+        entries = newest_entries(unique_entries(normalised), limit)
         context = self.storage.load_context(
             state.feed_id,
             source.url,
@@ -217,11 +283,13 @@ class Aggregator:
             state.feed_id,
             intents,
             outcome,
-            next_check=next_check,
+            next_poll=self._next_poll(source, state, result, outcome, parsed.update_hint),
             validators=result.validators,
             body_hash=digest,
             title=parsed.title,
             site_link=parsed.link,
+            update_hint=parsed.update_hint,
+            moved_to=moved_to,
         )
         return outcome, touched
 

@@ -1,4 +1,4 @@
-"""What to do with a freshly parsed feed, given what is already stored.
+"""What to do with a freshly parsed feed, given what is already stored, and when to poll again.
 
 Pure: gets the stored slice (`FeedContext`), the entries and `now`, and returns
 intents that storage writes as they are. The dedup rules:
@@ -18,9 +18,11 @@ intents that storage writes as they are. The dedup rules:
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 from aggregator.identity import canonical_link, content_hash, story_uid
 from aggregator.models import (
@@ -29,6 +31,7 @@ from aggregator.models import (
     FeedContext,
     FeedIntents,
     NewStory,
+    NextPoll,
     StoredStory,
     StoryFields,
     UpdateSource,
@@ -44,6 +47,14 @@ def unique_entries(entries: Sequence[EntryData]) -> list[EntryData]:
             seen.add(entry.entry_id)
             result.append(entry)
     return result
+
+
+def newest_entries(entries: Sequence[EntryData], limit: int) -> list[EntryData]:
+    """At most `limit` entries, the newest by publication date, in document order."""
+    if len(entries) <= limit:
+        return list(entries)
+    ranked = sorted(range(len(entries)), key=lambda i: entries[i].published, reverse=True)
+    return [entries[i] for i in sorted(ranked[:limit])]
 
 
 def identifying_links(entries: Sequence[EntryData]) -> dict[str, str]:
@@ -177,3 +188,76 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
                 )
             )
     return FeedIntents(tuple(new), tuple(added), tuple(updated), unchanged)
+
+
+# --------------------------------------------------------------------------- when to poll again
+#
+# Hard requests from a server (410 Gone; Retry-After on 429 and 503) bind even
+# a manual `update`. Soft hints (Cache-Control, Expires, <ttl>,
+# sy:updatePeriod) only push back the next check that `run` keeps, never
+# below the configured interval. Failures back off exponentially.
+
+#: No hint or Retry-After keeps a feed quiet for longer than this.
+MAX_HINT = timedelta(days=7)
+#: Consecutive failures double the wait, up to this.
+MAX_BACKOFF = timedelta(days=1)
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d{1,10})", re.IGNORECASE)
+
+
+def next_poll(
+    *,
+    now: datetime,
+    interval: timedelta,
+    status: int | None,
+    failed: bool,
+    headers: Mapping[str, str],
+    update_hint: timedelta | None,
+    failures: int,
+) -> NextPoll:
+    """When to poll a feed again after a poll that got `status` (and failed or not).
+
+    `failures` counts consecutive failed polls including this one; headers
+    have lower-case names; `update_hint` is what the feed itself says.
+    """
+    if status == 410:
+        return NextPoll(at=None)
+    if failed:
+        wait = min(interval * 2 ** min(max(failures - 1, 0), 16), max(MAX_BACKOFF, interval))
+        not_before = retry_after(headers.get("retry-after"), now) if status in (429, 503) else None
+        at = now + wait
+        return NextPoll(at=max(at, not_before) if not_before else at, not_before=not_before)
+    hints = [interval, cache_lifetime(headers, now), update_hint]
+    return NextPoll(at=now + min(max(h for h in hints if h is not None), max(MAX_HINT, interval)))
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def retry_after(value: str | None, now: datetime) -> datetime | None:
+    """A Retry-After header (seconds or an HTTP date) as a moment; None if unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return now + min(timedelta(seconds=int(text[:10])), MAX_HINT)
+    moment = _http_date(text)
+    if moment is None or moment <= now:
+        return None
+    return min(moment, now + MAX_HINT)
+
+
+def cache_lifetime(headers: Mapping[str, str], now: datetime) -> timedelta | None:
+    """How long the response says it stays fresh: Cache-Control max-age, else Expires."""
+    match = _MAX_AGE.search(headers.get("cache-control", ""))
+    if match:
+        return timedelta(seconds=int(match[1]))
+    expires = _http_date(headers.get("expires", ""))
+    if expires is None:
+        return None
+    sent = _http_date(headers.get("date", "")) or now
+    return max(expires - sent, timedelta(0))

@@ -44,6 +44,7 @@ ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate, br"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT_REDIRECTS = frozenset({301, 308})
 _DRAIN_BYTES = 64 * 1024
 _DRAIN_SECONDS = 1.0
 _NO_VALIDATORS = CacheValidators()
@@ -212,6 +213,7 @@ class _Progress:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     wire_bytes: int = 0
+    moved_to: str | None = None  # the end of an unbroken chain of 301/308 from the start
 
 
 async def _fetch(
@@ -242,6 +244,7 @@ async def _fetch(
         body=body,
         wire_bytes=progress.wire_bytes,
         error=error,
+        moved_to=progress.moved_to,
     )
 
 
@@ -259,6 +262,7 @@ async def _exchange(
     if validators.last_modified:
         headers["If-Modified-Since"] = validators.last_modified
     target = _checked_url(url, redirected=False)
+    permanent = True
     for _ in range(limits.max_redirects + 1):
         progress.final_url = str(target)
         async with client.stream("GET", target, headers=headers) as response:
@@ -273,6 +277,9 @@ async def _exchange(
             await _drain(response, progress)
             if status in _REDIRECTS and location:
                 target = _redirect_target(target, location)
+                permanent = permanent and status in _PERMANENT_REDIRECTS
+                if permanent:
+                    progress.moved_to = str(target)
                 continue
             if status == 304:
                 return None

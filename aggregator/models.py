@@ -30,6 +30,7 @@ class FetchLimits:
     max_decoded_bytes: int = 32 * 1024 * 1024
     max_redirects: int = 5
     concurrency: int = 16
+    max_entries_per_feed: int = 1000
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class FetchResult:
     body: bytes | None
     wire_bytes: int
     error: str | None = None
+    # Where a chain of permanent redirects (301/308) from `url` led, if any.
+    moved_to: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -159,6 +162,8 @@ class ParsedFeed:
     link: str | None
     entries: tuple[RawEntry, ...]
     warning: str | None = None
+    # How often the feed says it changes (<ttl>, sy:updatePeriod/Frequency).
+    update_hint: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +243,8 @@ class FeedHealth:
     entries: int
     next_check: datetime | None = None
     last_warning: str | None = None
+    not_before: datetime | None = None
+    moved_to: str | None = None
 
     @property
     def failing(self) -> bool:
@@ -383,6 +390,15 @@ class FeedState:
     last_poll: datetime | None
     next_check: datetime | None
     state: str
+    failures: int = 0
+    not_before: datetime | None = None
+    update_hint: timedelta | None = None
+    moved_to: str | None = None
+
+    @property
+    def fetch_url(self) -> str:
+        """Where to poll: the config's URL, unless it has moved permanently."""
+        return self.moved_to or self.url
 
 
 @dataclass(frozen=True)
@@ -398,7 +414,23 @@ class PollOutcome:
     new: int = 0
     updated: int = 0
     not_modified: bool = False
+    gone: bool = False
 
     @property
     def state(self) -> str:
+        if self.gone:
+            return "gone"
         return "error" if self.error else "ok"
+
+
+@dataclass(frozen=True)
+class NextPoll:
+    """When a feed is polled again, as decided from one poll's response.
+
+    `at` is when `run` polls next (None: never, the feed is gone);
+    `not_before` is a server's explicit request (Retry-After) that even a
+    manual `update` honours.
+    """
+
+    at: datetime | None
+    not_before: datetime | None = None

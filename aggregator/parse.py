@@ -7,7 +7,14 @@ read, goes through a small adapter at the end of this module.
 
 Before feedparser sees the bytes, a few repairs that feedparser gets wrong are
 made on them (see "byte repairs"): it raises on references to surrogates, and
-it decodes a UTF-8 feed with one bad byte as ISO-8859-2 mojibake.
+it decodes a UTF-8 feed with one bad byte as ISO-8859-2 mojibake. A document
+with more entries than the cap is cut down first, because feedparser needs
+over a minute for 100,000 of them.
+
+XML is read by feedparser's SAX parser (expat), which never fetches external
+entities or DTDs; expat's own amplification limits stop entity-expansion
+bombs, and feedparser then falls back to its loose parser, which expands no
+entities at all.
 
 Everything else is mapped as the document states it; nothing is sanitised.
 Titles, author names, summaries and content are all handed on as HTML, plain
@@ -17,13 +24,16 @@ text escaped, so that `clean` treats every one of them the same way.
 from __future__ import annotations
 
 import codecs
+import collections
 import html
 import io
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin
 
@@ -46,6 +56,15 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
 WARNING_LIMIT = 200
 
+_ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
+_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+_UPDATE_PERIODS = {
+    "hourly": timedelta(hours=1),
+    "daily": timedelta(days=1),
+    "weekly": timedelta(weeks=1),
+    "monthly": timedelta(days=30),
+    "yearly": timedelta(days=365),
+}
 _UTF8_BOM = b"\xef\xbb\xbf"
 _WIDE_BOMS = (b"\xfe\xff", b"\xff\xfe")  # UTF-16, and the start of UTF-32 LE
 _BLANK_LINES = re.compile(r"\n\s*\n")
@@ -69,15 +88,56 @@ _SURROGATE_PAIR_REFERENCES = re.compile(
 )
 
 
-def parse_document(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
+def parse_document(
+    body: bytes, headers: Mapping[str, str], url: str, max_entries: int = 1000
+) -> ParsedFeed:
     """Read one fetched document; raise `ParseError` if it is no feed we can read.
 
     `headers` have lower-case keys; `url` is the final URL fetched and serves
-    as the base when the document names none.
+    as the base when the document names none. Of an XML document with more
+    than `max_entries` entries only the first are read (feeds list the newest
+    first); the caller keeps the newest of what comes back.
     """
     if _looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body, url)
-    return _parse_xml_feed(body, headers, url)
+    return _parse_xml_feed(body, headers, url, max_entries)
+
+
+def update_hint(ttl: str | None, period: str | None, frequency: str | None) -> timedelta | None:
+    """What a feed says of its own rhythm: RSS <ttl> (minutes) or the syndication module."""
+    hints = []
+    if ttl and ttl.strip().isdigit():
+        hints.append(timedelta(minutes=int(ttl.strip()[:9])))
+    if period and period.strip().lower() in _UPDATE_PERIODS:
+        times = int(frequency.strip()) if frequency and frequency.strip().isdigit() else 1
+        hints.append(_UPDATE_PERIODS[period.strip().lower()] / max(min(times, 10_000), 1))
+    return max(hints) if hints else None
+
+
+def discovered_feeds(body: bytes, base: str) -> list[str]:
+    """Feed URLs an HTML page announces with <link rel="alternate" type="…rss/atom/json…">."""
+    finder = _FeedLinks()
+    try:
+        finder.feed(body[:262_144].decode("utf-8", "replace"))
+    except Exception:  # a page bad enough to break the tokenizer announces nothing usable
+        return []
+    found = (absolute_web_url(href, base) for href in finder.hrefs)
+    return list(dict.fromkeys(url for url in found if url))
+
+
+class _FeedLinks(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag != "link":
+            return
+        values = {name: (value or "") for name, value in attrs}
+        rel = values.get("rel", "").lower().split()
+        kind = values.get("type", "").lower()
+        if "alternate" in rel and any(k in kind for k in ("rss", "atom", "feed+json")):
+            self.hrefs.append(values.get("href", ""))
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -154,7 +214,7 @@ class _Prepared:
     repairs: tuple[str, ...] = ()
 
 
-def prepare_body(body: bytes, content_type: str) -> _Prepared:
+def prepare_body(body: bytes, content_type: str, max_entries: int = 1000) -> _Prepared:
     """Repair what feedparser would choke on or misread, in an ASCII-compatible body.
 
     UTF-16/32 documents are left alone: their bytes cannot be edited like this
@@ -163,6 +223,9 @@ def prepare_body(body: bytes, content_type: str) -> _Prepared:
     if body.startswith(_WIDE_BOMS) or b"\x00" in body[:4]:
         return _Prepared(body, content_type)
     repairs: list[str] = []
+    body, total = cap_entries(body, max_entries)
+    if total is not None:
+        repairs.append(f"only the first {max_entries:,} of {total:,} entries read")
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<?xml"):
         body = stripped  # a CMS's blank lines before the XML declaration
@@ -175,6 +238,22 @@ def prepare_body(body: bytes, content_type: str) -> _Prepared:
             body = repaired
             repairs.append("invalid character references removed")
     return _repair_encoding(_Prepared(body, content_type, tuple(repairs)))
+
+
+def cap_entries(body: bytes, limit: int) -> tuple[bytes, int | None]:
+    """The document with only its first `limit` items/entries, and how many it had.
+
+    The head (channel and first entries) is joined to the tail after the last
+    entry, so the closing tags survive. None: it had no more than `limit`.
+    """
+    starts = [m.start() for m in itertools.islice(_ENTRY_START.finditer(body), limit + 1)]
+    if len(starts) <= limit:
+        return body, None
+    last_end = collections.deque(_ENTRY_END.finditer(body, starts[limit]), maxlen=1)
+    if not last_end:
+        return body, None
+    total = limit + sum(1 for _ in _ENTRY_START.finditer(body, starts[limit]))
+    return body[: starts[limit]] + body[last_end[0].end() :], total
 
 
 def _repair_character_references(body: bytes) -> bytes:
@@ -292,15 +371,17 @@ def _run_feedparser(body: bytes, headers: Mapping[str, str]) -> Any:
         raise ParseError(f"unreadable feed: {_describe(e)}") from e
 
 
-def _parse_xml_feed(body: bytes, headers: Mapping[str, str], url: str) -> ParsedFeed:
-    prepared = prepare_body(body, headers.get("content-type", ""))
+def _parse_xml_feed(
+    body: bytes, headers: Mapping[str, str], url: str, max_entries: int
+) -> ParsedFeed:
+    prepared = prepare_body(body, headers.get("content-type", ""), max_entries)
     passed = _feedparser_headers(headers, prepared.content_type, url)
     result = _run_feedparser(prepared.body, passed)
     version: str = result.get("version") or ""
     entries = result.get("entries") or []
     bozo_exc = result.get("bozo_exception") if result.get("bozo") else None
     if not version and not entries:
-        raise ParseError(_not_a_feed_reason(body, bozo_exc))
+        raise ParseError(_not_a_feed_reason(body, bozo_exc, url))
     notes = (*prepared.repairs, *([_describe(bozo_exc)] if bozo_exc is not None else []))
     try:
         return _parsed_feed(result, passed["content-location"], "; ".join(notes) or None)
@@ -319,11 +400,19 @@ def _parsed_feed(result: Mapping[str, Any], base: str, warning: str | None) -> P
         link=absolute_web_url(_nonempty(feed.get("link")), base),
         entries=tuple(_raw_entry(e, base, feed_author) for e in result.get("entries") or []),
         warning=warning,
+        update_hint=update_hint(
+            _nonempty(feed.get("ttl")),
+            _nonempty(feed.get("sy_updateperiod")),
+            _nonempty(feed.get("sy_updatefrequency")),
+        ),
     )
 
 
-def _not_a_feed_reason(body: bytes, bozo_exc: object) -> str:
+def _not_a_feed_reason(body: bytes, bozo_exc: object, url: str) -> str:
     if _HTML_PAGE.search(body[:4096]):
+        feeds = discovered_feeds(body, url)
+        if feeds:
+            return f"not a feed: an HTML page that links to the feed {feeds[0]} (use that URL)"
         return "not a feed: an HTML page"
     if not body.strip():
         return "not a feed: empty document"

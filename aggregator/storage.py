@@ -58,6 +58,7 @@ from aggregator.models import (
     FeedIntents,
     FeedSource,
     FeedState,
+    NextPoll,
     PollOutcome,
     SourceRef,
     StoredSource,
@@ -67,7 +68,7 @@ from aggregator.models import (
 )
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 POLL_HISTORY_DAYS = 30
 _CHUNK = 500
 
@@ -115,6 +116,12 @@ class FeedRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_warning: Mapped[str | None] = mapped_column(Text)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    # A server's Retry-After: not even a manual update polls before it.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the feed says of its own rhythm (<ttl>, sy:updatePeriod), kept for 304s.
+    update_hint_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Where permanent redirects led: polled instead of `url` from then on.
+    moved_to: Mapped[str | None] = mapped_column(Text)
 
 
 class FeedCategoryRow(Base):
@@ -297,6 +304,12 @@ def _feed_state(row: FeedRow) -> FeedState:
         last_poll=row.last_poll,
         next_check=row.next_check,
         state=row.state,
+        failures=row.error_count,
+        not_before=row.not_before,
+        update_hint=(
+            timedelta(seconds=row.update_hint_seconds) if row.update_hint_seconds else None
+        ),
+        moved_to=row.moved_to,
     )
 
 
@@ -359,7 +372,7 @@ class Storage:
         with self._sessions() as session:
             query = (
                 select(FeedRow.url)
-                .where(FeedRow.active)
+                .where(FeedRow.active, FeedRow.state != "gone")
                 .where((FeedRow.next_check.is_(None)) | (FeedRow.next_check <= now))
                 .order_by(FeedRow.next_check, FeedRow.position)
             )
@@ -434,11 +447,13 @@ class Storage:
         intents: FeedIntents,
         outcome: PollOutcome,
         *,
-        next_check: datetime,
+        next_poll: NextPoll,
         validators: CacheValidators | None = None,
         body_hash: str | None = None,
         title: str | None = None,
         site_link: str | None = None,
+        update_hint: timedelta | None = None,
+        moved_to: str | None = None,
     ) -> set[int]:
         """Write one poll's intents and outcome in a single transaction.
 
@@ -510,11 +525,13 @@ class Storage:
                 session,
                 feed_id,
                 outcome,
-                next_check=next_check,
+                next_poll=next_poll,
                 validators=validators,
                 body_hash=body_hash,
                 title=title,
                 site_link=site_link,
+                update_hint=update_hint,
+                moved_to=moved_to,
             )
         return touched
 
@@ -523,9 +540,10 @@ class Storage:
         feed_id: int,
         outcome: PollOutcome,
         *,
-        next_check: datetime,
+        next_poll: NextPoll,
         validators: CacheValidators | None = None,
         body_hash: str | None = None,
+        moved_to: str | None = None,
     ) -> None:
         """Record a poll that stored nothing (an error, a 304, an unchanged body)."""
         with self._sessions.begin() as session:
@@ -533,9 +551,10 @@ class Storage:
                 session,
                 feed_id,
                 outcome,
-                next_check=next_check,
+                next_poll=next_poll,
                 validators=validators,
                 body_hash=body_hash,
+                moved_to=moved_to,
             )
 
     def _record_poll(
@@ -544,11 +563,13 @@ class Storage:
         feed_id: int,
         outcome: PollOutcome,
         *,
-        next_check: datetime,
+        next_poll: NextPoll,
         validators: CacheValidators | None,
         body_hash: str | None,
         title: str | None = None,
         site_link: str | None = None,
+        update_hint: timedelta | None = None,
+        moved_to: str | None = None,
     ) -> None:
         session.execute(
             insert(PollRow).values(
@@ -568,7 +589,8 @@ class Storage:
             "http_status": outcome.http_status,
             "last_error": outcome.error,
             "state": outcome.state,
-            "next_check": next_check,
+            "next_check": next_poll.at,
+            "not_before": next_poll.not_before,
         }
         if outcome.error:
             values["error_count"] = FeedRow.error_count + 1
@@ -587,6 +609,11 @@ class Storage:
                 values["title"] = title
             if site_link:
                 values["site_link"] = site_link
+            if body_hash is not None:
+                hint = int(update_hint.total_seconds()) if update_hint else None
+                values["update_hint_seconds"] = hint
+            if moved_to:
+                values["moved_to"] = moved_to
         session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
 
     def prune_polls(self, now: datetime) -> None:
@@ -783,6 +810,8 @@ class Storage:
                     entries=counts.get(row.id, 0),
                     next_check=row.next_check,
                     last_warning=row.last_warning,
+                    not_before=row.not_before,
+                    moved_to=row.moved_to,
                 )
                 for row in rows
             ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import aggregator.storage as storage_module
 from aggregator.decide import decide_feed, identifying_links
 from aggregator.identity import content_hash
-from aggregator.models import EntryData, FeedSource, PollOutcome
+from aggregator.models import EntryData, FeedSource, NextPoll, PollOutcome
 from aggregator.storage import SCHEMA_REVISION, Storage, open_storage
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -40,7 +40,9 @@ def ingest(storage: Storage, source: FeedSource, entries: list[EntryData], now: 
     )
     intents = decide_feed(context, entries, now)
     outcome = PollOutcome(started_at=now, duration=0.1, http_status=200, wire_bytes=100)
-    touched = storage.apply(state.feed_id, intents, outcome, next_check=now + source.interval)
+    touched = storage.apply(
+        state.feed_id, intents, outcome, next_poll=NextPoll(now + source.interval)
+    )
     return intents, touched
 
 
@@ -137,11 +139,13 @@ def test_failed_poll_is_recorded_and_keeps_validators(database_url: str) -> None
     storage = open_db(database_url)
     feed_id = storage.feed_states()[A.url].feed_id
     ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
-    storage.record_poll(feed_id, ok, next_check=NOW, validators=CacheValidators('"v1"', None))
+    storage.record_poll(
+        feed_id, ok, next_poll=NextPoll(NOW), validators=CacheValidators('"v1"', None)
+    )
     failed = PollOutcome(
         started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="HTTP 500"
     )
-    storage.record_poll(feed_id, failed, next_check=NOW)
+    storage.record_poll(feed_id, failed, next_poll=NextPoll(NOW))
     state = storage.feed_states()[A.url]
     assert state.validators.etag == '"v1"' and state.state == "error"
     (health,) = [h for h in storage.health() if h.url == A.url]
@@ -193,7 +197,7 @@ def test_raw_body_and_each_source_with_its_channel_title_and_categories(
     outcome = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=1)
     storage.apply(
         state.feed_id, decide_feed(storage.load_context(state.feed_id, B.url, {}, []), [], NOW),
-        outcome, next_check=NOW, title="最新新闻",
+        outcome, next_poll=NextPoll(NOW), title="最新新闻",
     )  # fmt: skip
     ingest(storage, A, [entry("a1", "https://x.test/s")])
     ids = storage.story_ids_for_export()
