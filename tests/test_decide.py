@@ -3,9 +3,19 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from aggregator.decide import decide_feed, fields_from_entry, merge_fields
+from aggregator.decide import (
+    MAX_BACKOFF,
+    MAX_HINT,
+    cache_lifetime,
+    decide_feed,
+    fields_from_entry,
+    merge_fields,
+    newest_entries,
+    next_poll,
+    retry_after,
+)
 from aggregator.identity import canonical_link, content_hash
-from aggregator.models import EntryData, FeedContext, StoredSource, StoredStory
+from aggregator.models import EntryData, FeedContext, NextPoll, StoredSource, StoredStory
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 FEED_A, FEED_B = 1, 2
@@ -170,3 +180,64 @@ def test_unchanged_and_rekeyed_entries_need_no_stored_story_fields() -> None:
     assert decide_feed(context, [first], NOW).unchanged == 1
     (update,) = decide_feed(context, [replace(first, entry_id="guid-2")], NOW).updated
     assert update.entry_id == "guid-2" and update.fields is None
+
+
+# --------------------------------------------------------------------------- when to poll again
+
+INTERVAL = timedelta(minutes=30)
+
+
+def poll(status: int | None, failed: bool = False, failures: int = 0, **extra: object):
+    values: dict[str, object] = dict(
+        now=NOW, interval=INTERVAL, status=status, failed=failed, headers={},
+        update_hint=None, failures=failures,
+    )  # fmt: skip
+    values.update(extra)
+    return next_poll(**values)  # type: ignore[arg-type]
+
+
+def test_success_waits_for_the_longest_soft_hint_but_never_less_than_the_interval() -> None:
+    assert poll(200).at == NOW + INTERVAL
+    assert poll(200, headers={"cache-control": "public, max-age=3600"}).at == NOW + timedelta(
+        hours=1
+    )
+    assert poll(304, headers={"cache-control": "max-age=60"}).at == NOW + INTERVAL
+    expires = {"expires": "Wed, 01 May 2024 14:00:00 GMT", "date": "Wed, 01 May 2024 12:00:00 GMT"}
+    assert poll(200, headers=expires).at == NOW + timedelta(hours=2)
+    assert poll(200, update_hint=timedelta(days=1)).at == NOW + timedelta(days=1)
+    assert poll(200, update_hint=timedelta(days=365)).at == NOW + MAX_HINT
+    assert poll(200).not_before is None
+
+
+def test_failures_back_off_and_retry_after_binds() -> None:
+    assert [poll(500, True, n).at - NOW for n in (1, 2, 3)] == [
+        INTERVAL,
+        2 * INTERVAL,
+        4 * INTERVAL,
+    ]
+    assert poll(500, True, 40).at == NOW + MAX_BACKOFF
+    limited = poll(429, True, 1, headers={"retry-after": "7200"})
+    assert limited.not_before == NOW + timedelta(hours=2) == limited.at
+    dated = poll(503, True, 1, headers={"retry-after": "Wed, 01 May 2024 12:01:00 GMT"})
+    assert dated.not_before == NOW + timedelta(minutes=1) and dated.at == NOW + INTERVAL
+    assert poll(503, True, 1, headers={"retry-after": "soon, maybe"}).not_before is None
+    assert poll(500, True, 1, headers={"retry-after": "60"}).not_before is None  # only 429/503
+    assert poll(410, True, 1) == NextPoll(at=None)
+
+
+def test_retry_after_and_cache_lifetime_readers() -> None:
+    assert retry_after("120", NOW) == NOW + timedelta(seconds=120)
+    assert retry_after("99999999999", NOW) == NOW + MAX_HINT
+    assert retry_after("Tue, 30 Apr 2024 12:00:00 GMT", NOW) is None  # already past
+    assert retry_after(None, NOW) is None
+    assert cache_lifetime({"cache-control": 'max-age="90"'}, NOW) == timedelta(seconds=90)
+    assert cache_lifetime({"cache-control": "no-cache"}, NOW) is None
+    assert cache_lifetime({"expires": "0"}, NOW) is None
+
+
+def test_newest_entries_keeps_the_newest_in_document_order() -> None:
+    entries = [
+        entry(str(i), published=NOW - timedelta(hours=h)) for i, h in enumerate([5, 1, 9, 2])
+    ]
+    assert [e.entry_id for e in newest_entries(entries, 2)] == ["1", "3"]
+    assert newest_entries(entries, 10) == entries

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -11,7 +11,7 @@ import pytest
 from aggregator.clean import normalise_entry
 from aggregator.errors import ParseError
 from aggregator.models import Enclosure, ParsedFeed, RawEntry
-from aggregator.parse import parse_document
+from aggregator.parse import parse_document, update_hint
 from tests.conftest import shared_path
 from tests.corpus import SCRIPT_PAYLOAD, corpus_files, corpus_headers
 
@@ -428,3 +428,30 @@ def test_feedparser_corpus_parses_or_fails_cleanly_and_never_leaks_scripts() -> 
     assert not leaks, "\n".join(leaks[:20])
     assert parsed > 2000
     assert payloads > 100  # the sanitize cases really reached the cleaner
+
+
+def test_a_document_over_the_entry_cap_is_cut_to_its_first_entries() -> None:
+    items = "".join(f"<item><title>t{i}</title><guid>g{i}</guid></item>" for i in range(50))
+    body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>c</title>{items}'
+    body += "</channel></rss>"
+    parsed = parse_document(body.encode(), {}, "https://site.test/", max_entries=10)
+    assert [e.title for e in parsed.entries] == [f"t{i}" for i in range(10)]
+    assert parsed.warning == "only the first 10 of 50 entries read"
+    whole = parse_document(body.encode(), {}, "https://site.test/", max_entries=50)
+    assert len(whole.entries) == 50 and whole.warning is None
+
+
+def test_an_html_page_error_names_the_feed_it_links_to() -> None:
+    page = (
+        b'<!DOCTYPE html><html><head><link rel="alternate" type="application/atom+xml" '
+        b'href="/feed.atom"><link rel="stylesheet" href="x.css"></head><body>blog</body></html>'
+    )
+    with pytest.raises(ParseError, match=r"links to the feed https://blog\.test/feed\.atom"):
+        parse_document(page, {"content-type": "text/html"}, "https://blog.test/post/1")
+
+
+def test_a_feed_states_its_own_update_rhythm() -> None:
+    assert update_hint("120", None, None) == timedelta(minutes=120)
+    assert update_hint(None, "daily", "2") == timedelta(hours=12)
+    assert update_hint("30", "weekly", None) == timedelta(weeks=1)
+    assert update_hint("soon", "fortnightly", "x") is None
