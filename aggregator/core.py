@@ -55,7 +55,7 @@ from aggregator.models import (
 from aggregator.parse import parse_document
 from aggregator.posts import PostFolder, PostOptions
 from aggregator.publish import publish_feeds, publish_opml
-from aggregator.storage import Storage, open_storage
+from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ class Aggregator:
         sources = list(self.config.feeds if sources is None else sources)
         self._states = self.storage.feed_states()
         problems_before = self._problems()
+        # Stories stored by a run that died before publishing them.
+        unpublished = self.storage.get_meta(UNPUBLISHED_KEY) == "1"
         report = UpdateReport()
         now = self.clock()
         by_fetch_url: dict[str, FeedSource] = {}
@@ -159,7 +161,9 @@ class Aggregator:
             if on_result is not None:
                 on_result(feed_result)
         self.storage.prune_polls(self.clock())
-        if publish and (
+        if publish and unpublished:
+            report.published = self.publish(None)
+        elif publish and (
             report.changed_story_ids
             or self._problems() != problems_before
             or not self._today_page().exists()
@@ -333,6 +337,7 @@ class Aggregator:
             )
         if full:
             self.storage.set_meta(OUTPUTS_KEY, self._fingerprint)
+        self.storage.set_meta(UNPUBLISHED_KEY, "0")
         return report
 
     def _local_day(self, moment: datetime) -> date:

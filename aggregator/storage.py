@@ -70,6 +70,8 @@ from aggregator.models import (
 #: The newest migration; kept in step with aggregator/migrations/versions.
 SCHEMA_REVISION = "0004"
 POLL_HISTORY_DAYS = 30
+#: meta key set whenever stories change, cleared once outputs show them.
+UNPUBLISHED_KEY = "stories_unpublished"
 _CHUNK = 500
 
 
@@ -385,11 +387,14 @@ class Storage:
 
     def set_meta(self, key: str, value: str) -> None:
         with self._sessions.begin() as session:
-            row = session.get(MetaRow, key)
-            if row is None:
-                session.add(MetaRow(key=key, value=value))
-            else:
-                row.value = value
+            self._set_meta(session, key, value)
+
+    def _set_meta(self, session: Session, key: str, value: str) -> None:
+        row = session.get(MetaRow, key)
+        if row is None:
+            session.add(MetaRow(key=key, value=value))
+        else:
+            row.value = value
 
     # ---- ingest -------------------------------------------------------------
 
@@ -533,6 +538,10 @@ class Storage:
                 update_hint=update_hint,
                 moved_to=moved_to,
             )
+            if touched:
+                # In the same transaction as the stories: a kill before the
+                # outputs are rebuilt leaves this behind for the next run.
+                self._set_meta(session, UNPUBLISHED_KEY, "1")
         return touched
 
     def record_poll(

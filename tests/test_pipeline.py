@@ -393,3 +393,26 @@ def test_config_change_is_published_by_the_next_update(
         "Story"
     ]
     assert "extra" in published(config, "index.html").read_text("utf-8")
+
+
+def test_stories_stored_by_a_run_killed_before_publishing_are_published_next_time(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    from aggregator.core import make_aggregator
+
+    item = Item(
+        "Stored, never published", "https://site.test/k", "k1", "Mon, 01 Jan 2024 10:00:00 GMT"
+    )
+    with serve({"/rss": Reply(body=rss("Feed", [item]), headers=RSS)}) as server:
+        config = write_config([{"url": server.url("/rss"), "categories": ["tech"]}])
+        assert cli("--config", str(config), "build").exit_code == 0
+        interrupted = make_aggregator(config)
+        assert interrupted.update(publish=False).changed_story_ids  # as if killed right here
+        interrupted.close()
+        atom = published(config, "feeds/tech.atom")
+        assert "Stored, never published" not in atom.read_text()
+
+        result = cli("--config", str(config), "update")  # nothing new, but outputs are behind
+    assert result.exit_code == 0
+    assert "0 new" in result.output
+    assert "Stored, never published" in atom.read_text()
