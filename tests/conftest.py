@@ -78,3 +78,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'sub' / 'agg.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
+
+
+#: Reports tests want shown after the run even when they pass (title, text).
+REPORTS: list[tuple[str, str]] = []
+
+
+def report(title: str, text: str) -> None:
+    """Show `text` under `title` in the summary of `pytest`'s output, pass or fail."""
+    REPORTS.append((title, text))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for title, text in REPORTS:
+        terminalreporter.write_sep("-", title)
+        terminalreporter.write_line(text)

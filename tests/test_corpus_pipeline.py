@@ -16,7 +16,7 @@ import pytest
 from click.testing import Result
 from lxml import etree
 
-from tests.conftest import run_cli, shared_path, write_config_file
+from tests.conftest import report, run_cli, shared_path, write_config_file
 from tests.corpus import SCRIPT_PAYLOAD, corpus_files, corpus_headers
 from tests.httpserver import Reply, serve
 from tests.postfiles import read_post
@@ -73,9 +73,10 @@ def test_every_corpus_feed_is_stored_or_recorded_and_outputs_stay_valid(
     assert set(states) <= {"ok", "error"}  # every feed was polled and its outcome recorded
     errors = [f for f in status["feeds"] if f["state"] == "error"]
     assert all(f["last_error"] for f in errors)
-    print(
-        f"\ncorpus through update: {len(feeds)} feeds, {states.count('ok')} ok, "
-        f"{len(errors)} errors, {status['entries_total']} stories, {elapsed:.1f}s"
+    report(
+        "feedparser corpus",
+        f"corpus through update: {len(feeds)} feeds, {states.count('ok')} ok, "
+        f"{len(errors)} errors, {status['entries_total']} stories, {elapsed:.1f}s",
     )
     assert states.count("ok") > 0.95 * len(feeds)
     assert status["entries_total"] > 500  # corpus entries share links, so fewer stories

@@ -26,7 +26,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from tests.conftest import shared_path, write_config_file
+from tests.conftest import report, shared_path, write_config_file
 from tests.feedbuilder import Item, rss
 from tests.httpserver import Reply, serve
 
@@ -220,10 +220,18 @@ def test_every_endpoint_ends_as_its_catalogue_says(hostile_run: HostileRun) -> N
         if not ok:
             wrong.append((path, expected, row, titles[:5]))
     width = max(len(path) for path, *_ in rows)
-    print(f"\n{'endpoint':<{width}}  expected  state  stored  error / warning")
+    lines = [f"{'endpoint':<{width}}  expected  state  stored  error / warning"]
     for path, expected, state, count, message in rows:
-        print(f"{path:<{width}}  {expected:<8}  {state:<5}  {count:>6}  {message[:90]}")
+        lines.append(f"{path:<{width}}  {expected:<8}  {state:<5}  {count:>6}  {message[:90]}")
+    first = hostile_run.first
+    lines.append(
+        f"update: exit {first.exit_code}, {first.seconds:.1f} s, "
+        f"peak RSS {first.peak_rss_mb:.0f} MB; {len(rows) - len(wrong)}/{len(rows)} as expected"
+    )
+    report("hostile endpoints", "\n".join(lines))
     assert not wrong, wrong
+    html_page = hostile_run.status[f"{hostile_run.root}/html-page"]["last_error"]
+    assert f"links to the feed {hostile_run.root}/ok" in html_page
 
 
 def test_healthy_feeds_are_stored_and_published(hostile_run: HostileRun) -> None:
