@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-from aggregator.models import Enclosure, EntryData, RawEntry
+from aggregator.models import Enclosure, EntryData, FetchLimits, RawEntry
 
 # --------------------------------------------------------------------------- allow-lists
 
@@ -94,8 +94,10 @@ URL_ATTRIBUTES = frozenset({"href", "src", "poster", "cite"})
 UNTITLED = "(untitled)"
 TITLE_FALLBACK_LENGTH = 80
 # A title or author name longer than this is a broken or hostile feed, not prose.
-TITLE_LIMIT = 1000
-URL_LIMIT = 4096
+_DEFAULT_LIMITS = FetchLimits()
+#: Defaults of `site.fetch.max_title_chars` and `max_url_chars`.
+TITLE_LIMIT = _DEFAULT_LIMITS.max_title_chars
+URL_LIMIT = _DEFAULT_LIMITS.max_url_chars
 AUTHOR_LIMIT = 200
 TAG_LIMIT = 100
 ELLIPSIS = "…"
@@ -144,22 +146,28 @@ _TEXT_CLEANER = nh3.Cleaner(
 # --------------------------------------------------------------------------- entry
 
 
-def normalise_entry(raw: RawEntry, fetched_at: datetime) -> EntryData | None:
-    """Clean one entry; None when nothing at all identifies it."""
+def normalise_entry(
+    raw: RawEntry, fetched_at: datetime, limits: FetchLimits = _DEFAULT_LIMITS
+) -> EntryData | None:
+    """Clean one entry; None when nothing at all identifies it.
+
+    `limits` gives the longest title and URL kept (`site.fetch`).
+    """
     fetched_at = as_utc(fetched_at)
-    link = absolute_web_url(raw.link, raw.base)
+    max_url = limits.max_url_chars
+    link = absolute_web_url(raw.link, raw.base, max_url)
     base = raw.base or link
-    content = sanitise_html(raw.content_html, base)
-    summary = sanitise_html(raw.summary_html, base)
+    content = sanitise_html(raw.content_html, base, max_url)
+    summary = sanitise_html(raw.summary_html, base, max_url)
     if summary == content:
         summary = None
     guid = xml_text(raw.guid or "").strip()
-    stated_title = text_field(raw.title, TITLE_LIMIT)
+    stated_title = text_field(raw.title, limits.max_title_chars)
     if not (guid or link or stated_title or content or summary):
         return None
     title = stated_title or plain_text(content or summary, TITLE_FALLBACK_LENGTH) or UNTITLED
     published, published_known = published_date(raw, fetched_at)
-    enclosures = clean_enclosures(raw.enclosures, base)
+    enclosures = clean_enclosures(raw.enclosures, base, max_url)
     return EntryData(
         entry_id=entry_id(guid, link, title, raw),
         title=title,
@@ -171,7 +179,7 @@ def normalise_entry(raw: RawEntry, fetched_at: datetime) -> EntryData | None:
         content=content,
         tags=clean_tags(raw.tags),
         enclosures=enclosures,
-        thumbnail=choose_thumbnail(raw, enclosures, content, summary, base),
+        thumbnail=choose_thumbnail(raw, enclosures, content, summary, base, max_url),
         published_known=published_known,
         raw_body=raw_body(raw, content, summary),
     )
@@ -250,61 +258,65 @@ def published_date(raw: RawEntry, fetched_at: datetime) -> tuple[datetime, bool]
 # --------------------------------------------------------------------------- URLs
 
 
-def absolute_url(url: str | None, base: str | None, schemes: frozenset[str]) -> str | None:
+def absolute_url(
+    url: str | None, base: str | None, schemes: frozenset[str], max_url: int = URL_LIMIT
+) -> str | None:
     """`url` resolved against `base`, if the result has one of `schemes`.
 
-    A URL longer than `URL_LIMIT` is dropped whole: cut short it would be
+    A URL longer than `max_url` is dropped whole: cut short it would be
     another address.
     """
-    if url is None or not url.strip() or len(url) > URL_LIMIT:
+    if url is None or not url.strip() or len(url) > max_url:
         return None
     try:
         resolved = urljoin(xml_text(base or ""), xml_text(url).strip())
         scheme = urlsplit(resolved).scheme.lower()
     except ValueError:
         return None
-    return resolved if scheme in schemes and len(resolved) <= URL_LIMIT else None
+    return resolved if scheme in schemes and len(resolved) <= max_url else None
 
 
-def absolute_web_url(url: str | None, base: str | None) -> str | None:
+def absolute_web_url(url: str | None, base: str | None, max_url: int = URL_LIMIT) -> str | None:
     """Absolute http(s) only: javascript:, data: and relative leftovers are dropped."""
-    return absolute_url(url, base, WEB_SCHEMES)
+    return absolute_url(url, base, WEB_SCHEMES, max_url)
 
 
-def resolve_srcset(srcset: str, base: str | None) -> str | None:
+def resolve_srcset(srcset: str, base: str | None, max_url: int = URL_LIMIT) -> str | None:
     """Each candidate's URL made absolute http(s); candidates that fail are dropped."""
     candidates = []
     for candidate in srcset.split(","):
         url, _, descriptor = candidate.strip().partition(" ")
-        resolved = absolute_web_url(url, base)
+        resolved = absolute_web_url(url, base, max_url)
         if resolved is not None:
             candidates.append(f"{resolved} {descriptor.strip()}".strip())
     return ", ".join(candidates) or None
 
 
-def resolve_attribute(base: str | None, tag: str, attribute: str, value: str) -> str | None:
+def resolve_attribute(
+    base: str | None, max_url: int, tag: str, attribute: str, value: str
+) -> str | None:
     """nh3 attribute filter: URLs in attributes become absolute, or go."""
     if attribute == "srcset":
-        return resolve_srcset(value, base)
+        return resolve_srcset(value, base, max_url)
     if attribute in URL_ATTRIBUTES:
         schemes = URL_SCHEMES if attribute == "href" else WEB_SCHEMES
-        return absolute_url(value, base, schemes)
+        return absolute_url(value, base, schemes, max_url)
     return value
 
 
 # --------------------------------------------------------------------------- HTML
 
 
-def sanitise_html(fragment: str | None, base: str | None) -> str | None:
+def sanitise_html(fragment: str | None, base: str | None, max_url: int = URL_LIMIT) -> str | None:
     """Allow-listed HTML with absolute URLs; None when nothing visible is left."""
     if fragment is None or not fragment.strip():
         return None
-    cleaned = html_cleaner(base).clean(shallow(xml_text(fragment))).strip()
+    cleaned = html_cleaner(base, max_url).clean(shallow(xml_text(fragment))).strip()
     return None if is_blank(cleaned) else cleaned
 
 
 @lru_cache(maxsize=256)
-def html_cleaner(base: str | None) -> nh3.Cleaner:
+def html_cleaner(base: str | None, max_url: int = URL_LIMIT) -> nh3.Cleaner:
     """One sanitiser per base URL: building one costs more than most entries' cleaning.
 
     The entries of a feed mostly share a base, so a small cache hits nearly always.
@@ -313,7 +325,7 @@ def html_cleaner(base: str | None) -> nh3.Cleaner:
         tags=ALLOWED_TAGS,
         clean_content_tags=CLEAN_CONTENT_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
-        attribute_filter=partial(resolve_attribute, base),
+        attribute_filter=partial(resolve_attribute, base, max_url),
         link_rel=LINK_REL,
         set_tag_attribute_values=SET_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
@@ -404,11 +416,13 @@ def clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def clean_enclosures(enclosures: Iterable[Enclosure], base: str | None) -> tuple[Enclosure, ...]:
+def clean_enclosures(
+    enclosures: Iterable[Enclosure], base: str | None, max_url: int = URL_LIMIT
+) -> tuple[Enclosure, ...]:
     """Absolute http(s) URLs, each once."""
     found: dict[str, Enclosure] = {}
     for enclosure in enclosures:
-        url = absolute_web_url(enclosure.url, base)
+        url = absolute_web_url(enclosure.url, base, max_url)
         if url is None or url in found:
             continue
         media_type = (enclosure.type or "").strip().lower() or None
@@ -426,13 +440,12 @@ def choose_thumbnail(
     content: str | None,
     summary: str | None,
     base: str | None,
+    max_url: int = URL_LIMIT,
 ) -> str | None:
     """The first usable image of, in order: media:thumbnail, media:content images,
     image enclosures, itunes:image, the content's first <img>, the summary's."""
-    return next(
-        (url for url in thumbnail_candidates(raw, enclosures, content, summary, base) if url),
-        None,
-    )
+    candidates = thumbnail_candidates(raw, enclosures, content, summary, base, max_url)
+    return next((url for url in candidates if url), None)
 
 
 def thumbnail_candidates(
@@ -441,16 +454,17 @@ def thumbnail_candidates(
     content: str | None,
     summary: str | None,
     base: str | None,
+    max_url: int = URL_LIMIT,
 ) -> Iterator[str | None]:
     """Candidates lazily, so the HTML is only searched when the feed names no image."""
     for url in raw.media_thumbnails:
-        yield absolute_web_url(url, base)
+        yield absolute_web_url(url, base, max_url)
     for url in raw.media_images:
-        yield absolute_web_url(url, base)
+        yield absolute_web_url(url, base, max_url)
     for enclosure in enclosures:
         if (enclosure.type or "").startswith("image/"):
             yield enclosure.url
-    yield absolute_web_url(raw.itunes_image, base)
+    yield absolute_web_url(raw.itunes_image, base, max_url)
     yield first_image(content)
     yield first_image(summary)
 

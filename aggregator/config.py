@@ -348,6 +348,8 @@ class _Fetch(_Model):
     max_entries_per_feed: Annotated[int, PlainValidator(_positive_int)] = (
         _FETCH_DEFAULTS.max_entries_per_feed
     )
+    max_title_chars: Annotated[int, PlainValidator(_positive_int)] = _FETCH_DEFAULTS.max_title_chars
+    max_url_chars: Annotated[int, PlainValidator(_positive_int)] = _FETCH_DEFAULTS.max_url_chars
 
 
 class _Site(_Model):
@@ -771,6 +773,8 @@ def _site_settings(site: _Site, base_dir: Path) -> SiteSettings:
             max_redirects=fetch.max_redirects,
             concurrency=fetch.concurrency,
             max_entries_per_feed=fetch.max_entries_per_feed,
+            max_title_chars=fetch.max_title_chars,
+            max_url_chars=fetch.max_url_chars,
         ),
         posts_dir=_resolve_path(site.posts_dir, base_dir) if site.posts_dir else None,
         posts_format=site.posts_format,

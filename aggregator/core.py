@@ -268,7 +268,10 @@ class Aggregator:
             record(state.feed_id, outcome, next_poll=timing)
             return outcome, set()
         now = result.fetched_at
-        normalised = [entry for raw in parsed.entries if (entry := normalise_entry(raw, now))]
+        fetch_limits = self.config.site.fetch
+        normalised = [
+            entry for raw in parsed.entries if (entry := normalise_entry(raw, now, fetch_limits))
+        ]
         entries = newest_entries(unique_entries(normalised), limit)
         context = self.storage.load_context(
             state.feed_id,

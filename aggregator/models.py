@@ -31,6 +31,8 @@ class FetchLimits:
     max_redirects: int = 5
     concurrency: int = 16
     max_entries_per_feed: int = 1000
+    max_title_chars: int = 1000
+    max_url_chars: int = 4096
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from aggregator.clean import normalise_entry, plain_text
-from aggregator.models import Enclosure, EntryData, RawEntry
+from aggregator.models import Enclosure, EntryData, FetchLimits, RawEntry
 from aggregator.parse import parse_document
 from tests.conftest import shared_path
 
@@ -499,3 +499,23 @@ def test_raw_body_is_the_document_html_byte_for_byte(kind: str) -> None:
 def test_raw_body_drops_only_what_no_database_can_store() -> None:
     entry = normalise_entry(raw(content_html="<p>a\x00b\ud800c\x7f</p>"), FETCHED)
     assert entry is not None and entry.raw_body == "<p>abc\x7f</p>"
+
+
+def test_title_and_url_limits_come_from_the_settings() -> None:
+    limits = FetchLimits(max_title_chars=12, max_url_chars=40)
+    long_link = "https://site.example/" + "p" * 30
+    entry = normalise_entry(
+        raw(
+            title="A rather long title indeed",
+            link=long_link,
+            content_html=f'<a href="{long_link}">x</a>',
+        ),
+        FETCHED,
+        limits,
+    )
+    assert entry is not None
+    assert len(entry.title) <= 12 and entry.title.endswith("…")
+    assert entry.link is None  # too long: dropped whole, never cut
+    assert entry.content is not None and long_link not in entry.content
+    default = normalise_entry(raw(link=long_link), FETCHED)
+    assert default is not None and default.link == long_link
