@@ -37,6 +37,7 @@ from aggregator.decide import (
 from aggregator.digest import render_digest
 from aggregator.errors import ParseError
 from aggregator.fetch import fetch_iter
+from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, content_hash
 from aggregator.models import (
     Category,
@@ -314,6 +315,9 @@ class Aggregator:
         Files whose bytes would not change are left untouched either way.
         """
         site = self.config.site
+        for folder in (site.output_dir, site.posts_dir):
+            if folder is not None:
+                remove_stale_temporaries(folder)
         full = (
             changed_story_ids is None
             or not (site.output_dir / "index.html").exists()

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+
+#: A temporary file older than this was left by a writer that was killed.
+STALE_AFTER_SECONDS = 600
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -35,3 +39,24 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return True
+
+
+def remove_stale_temporaries(folder: Path, older_than: float = STALE_AFTER_SECONDS) -> int:
+    """Delete `write_if_changed`'s temporary files that a killed writer left behind.
+
+    A kill between creating one and renaming it skips the cleanup above, and a
+    web server serving the folder would otherwise publish them. Returns how
+    many were removed.
+    """
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in folder.rglob(".*.tmp"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

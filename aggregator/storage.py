@@ -580,6 +580,14 @@ class Storage:
         update_hint: timedelta | None = None,
         moved_to: str | None = None,
     ) -> None:
+        state, error = session.execute(
+            select(FeedRow.state, FeedRow.last_error).where(FeedRow.id == feed_id)
+        ).one()
+        failing = {state, outcome.state} - {"ok", "new"}
+        if failing and (state, error) != (outcome.state, outcome.error):
+            # Pages list failing sources: a kill before they are rebuilt must
+            # not hide this change from the next run.
+            self._set_meta(session, UNPUBLISHED_KEY, "1")
         session.execute(
             insert(PollRow).values(
                 feed_id=feed_id,

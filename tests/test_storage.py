@@ -231,3 +231,23 @@ def test_story_stored_before_raw_html_was_kept_survives_the_upgrade(tmp_path: Pa
     (story,) = upgraded.stories_with_raw_body(upgraded.story_ids_for_export())
     assert story.title == "Title a1" and story.raw_body is None
     assert story.sources[0].categories == ("tech",)
+
+
+def test_a_change_in_failing_sources_is_remembered_until_pages_show_it(
+    database_url: str,
+) -> None:
+    from aggregator.storage import UNPUBLISHED_KEY
+
+    storage = open_db(database_url)
+    feed_id = storage.feed_states()[A.url].feed_id
+    ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
+    failed = PollOutcome(started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="500")
+    storage.record_poll(feed_id, ok, next_poll=NextPoll(NOW))
+    assert storage.get_meta(UNPUBLISHED_KEY) is None  # new → ok: nothing pages show
+    storage.record_poll(feed_id, failed, next_poll=NextPoll(NOW))
+    assert storage.get_meta(UNPUBLISHED_KEY) == "1"
+    storage.set_meta(UNPUBLISHED_KEY, "0")  # what publishing does
+    storage.record_poll(feed_id, failed, next_poll=NextPoll(NOW))
+    assert storage.get_meta(UNPUBLISHED_KEY) == "0"  # the same failure again
+    storage.record_poll(feed_id, ok, next_poll=NextPoll(NOW))
+    assert storage.get_meta(UNPUBLISHED_KEY) == "1"  # recovered
