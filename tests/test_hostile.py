@@ -57,20 +57,32 @@ class HostileRun:
     status: dict[str, dict[str, Any]]  # feed URL -> status --json row (after the first run)
 
 
+#: Runs a command and writes the peak RSS (KiB) of it alone to argv[1]. The
+#: measurement needs a small parent: a child spawned straight from pytest
+#: inherits pytest's own high-water mark across exec.
+MEASURE = (
+    "import resource, subprocess, sys;"
+    "code = subprocess.call(sys.argv[2:]);"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss));"
+    "sys.exit(code)"
+)
+
+
 def aggregator(config: Path, *args: str) -> Run:
     """Run `aggregator` as its own process and measure its own peak RSS."""
+    peak_file = config.parent / f"peak-{time.monotonic_ns()}"
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aggregator", "--config", str(config), *args],
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(peak_file), sys.executable, "-m", "aggregator",
+         "--config", str(config), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env={**os.environ, "COLUMNS": "200"},
-    )
-    assert process.stdout is not None
-    output = process.stdout.read().decode("utf-8", "replace")
-    _pid, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Run(time.monotonic() - started, process.returncode, output, usage.ru_maxrss / 1024)
+        check=False,
+    )  # fmt: skip
+    peak_mb = int(peak_file.read_text()) / 1024
+    output = done.stdout.decode("utf-8", "replace")
+    return Run(time.monotonic() - started, done.returncode, output, peak_mb)
 
 
 def get_json(url: str) -> Any:
