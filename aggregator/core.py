@@ -233,7 +233,8 @@ class Aggregator:
     ) -> tuple[PollOutcome, set[int]]:
         record = self.storage.record_poll
         moved_to = result.moved_to if result.error is None else None
-        if result.error is not None or result.body is None:
+        digest = body_hash(result.body) if result.ok and result.body is not None else None
+        if digest is None or digest == state.body_hash:  # failed, 304, or the same bytes
             outcome = _replace_outcome(
                 base,
                 error=result.error,
@@ -249,17 +250,7 @@ class Aggregator:
                 moved_to=moved_to,
             )
             return outcome, set()
-        digest = body_hash(result.body)
-        if digest == state.body_hash:
-            timing = self._next_poll(source, state, result, base, state.update_hint)
-            record(
-                state.feed_id,
-                base,
-                next_poll=timing,
-                validators=result.validators,
-                moved_to=moved_to,
-            )
-            return base, set()
+        assert result.body is not None
         limit = self.config.site.fetch.max_entries_per_feed
         try:
             parsed = parse_document(result.body, result.headers, result.final_url, limit)
