@@ -41,5 +41,5 @@ test: lint            ## ruff, mypy, then the whole test suite
 clean:
 	rm -rf $(VENV) var/public var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache
 
-bench: install        ## time update/build on the synthetic corpus (needs ../shared)
-	$(BIN)/python bench/ingest.py
+bench: install        ## ours against lemon24/reader on the synthetic corpus (needs ../shared); writes bench/RESULTS.md
+	$(BIN)/python bench/compare.py

@@ -8,26 +8,23 @@ them: a cold ingest, a re-poll where every feed gained one entry, a re-poll
 where every feed answers 304, a full `build`, then `export-posts` of every
 story and the same export again (nothing changed). Prints figures; asserts
 nothing. Peak RSS is that of the `aggregator` process (children's maximum).
+Ours only; `make bench` runs bench/compare.py, the comparison with `reader`.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import resource
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "bench" / "feedcorpus.py"
+from _harness import CORPUS, free_port, wait_for, warm
 
 
 @dataclass(frozen=True)
@@ -35,30 +32,6 @@ class Run:
     seconds: float
     exit_code: int
     output: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=5).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def warm(urls: list[str]) -> None:
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda u: urllib.request.urlopen(u, timeout=60).read(), urls))
 
 
 def aggregator(config: Path, *args: str) -> Run:
