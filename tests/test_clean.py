@@ -519,3 +519,16 @@ def test_title_and_url_limits_come_from_the_settings() -> None:
     assert entry.content is not None and long_link not in entry.content
     default = normalise_entry(raw(link=long_link), FETCHED)
     assert default is not None and default.link == long_link
+
+
+def test_added_image_attributes_come_in_one_order_whatever_the_cleaner() -> None:
+    from aggregator.clean import html_cleaner, sanitise_html
+
+    results = set()
+    for _ in range(40):
+        html_cleaner.cache_clear()  # nh3 orders them by a per-cleaner hash
+        results.add(sanitise_html('<img src="a.png" alt="1 > 0"><audio src="a.mp3">', BASE))
+    assert results == {
+        f'<img src="{BASE}a.png" alt="1 &gt; 0" referrerpolicy="no-referrer" loading="lazy">'
+        f'<audio src="{BASE}a.mp3" controls="controls" preload="none"></audio>'
+    }
