@@ -147,13 +147,20 @@ _TEXT_CLEANER = nh3.Cleaner(
 
 # --------------------------------------------------------------------------- entry
 
+#: See `cleaning_rules`.
+CLEANING_REVISION = 1
+
 
 def normalise_entry(
-    raw: RawEntry, fetched_at: datetime, limits: FetchLimits = _DEFAULT_LIMITS
+    raw: RawEntry,
+    fetched_at: datetime,
+    limits: FetchLimits = _DEFAULT_LIMITS,
+    fingerprint: str | None = None,
 ) -> EntryData | None:
     """Clean one entry; None when nothing at all identifies it.
 
-    `limits` gives the longest title and URL kept (`site.fetch`).
+    `limits` gives the longest title and URL kept (`site.fetch`);
+    `fingerprint`, the raw entry's, is carried along for storage.
     """
     fetched_at = as_utc(fetched_at)
     max_url = limits.max_url_chars
@@ -184,7 +191,17 @@ def normalise_entry(
         thumbnail=choose_thumbnail(raw, enclosures, content, summary, base, max_url),
         published_known=published_known,
         raw_body=raw_body(raw, content, summary),
+        fingerprint=fingerprint,
     )
+
+
+def cleaning_rules(limits: FetchLimits) -> str:
+    """Names the rules `normalise_entry` applies, for `identity.entry_fingerprint`.
+
+    Bump CLEANING_REVISION when a change to this module should clean stored
+    entries again on their next poll.
+    """
+    return f"{CLEANING_REVISION}/{limits.max_title_chars}/{limits.max_url_chars}"
 
 
 def raw_body(raw: RawEntry, content: str | None, summary: str | None) -> str | None:

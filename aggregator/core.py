@@ -25,7 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aggregator import USER_AGENT, __version__
-from aggregator.clean import normalise_entry
+from aggregator.clean import cleaning_rules, normalise_entry
 from aggregator.config import load_config
 from aggregator.decide import (
     decide_feed,
@@ -38,7 +38,7 @@ from aggregator.digest import render_digest
 from aggregator.errors import ParseError
 from aggregator.fetch import fetch_iter
 from aggregator.files import remove_stale_temporaries
-from aggregator.identity import body_hash, content_hash
+from aggregator.identity import body_hash, entry_fingerprint, entry_hash
 from aggregator.models import (
     Category,
     Config,
@@ -50,6 +50,7 @@ from aggregator.models import (
     FetchResult,
     NextPoll,
     PollOutcome,
+    PollRecord,
     StoryView,
     WriteReport,
 )
@@ -67,6 +68,8 @@ UNCATEGORISED = Category(name="Other sources", slug="all")
 OUTPUTS_KEY = "outputs_fingerprint"
 #: Stories read from the database at a time when exporting posts.
 EXPORT_BATCH = 200
+#: Polls that stored nothing (304s, errors) are written this many to a transaction.
+QUIET_POLLS_PER_TRANSACTION = 500
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class Aggregator:
         self._sources = {source.url: source for source in config.feeds}
         self._states = storage.sync_feeds(config.feeds, clock())
         self._fingerprint = outputs_fingerprint(config)
+        self._quiet_polls: list[PollRecord] = []
 
     def close(self) -> None:
         self.storage.close()
@@ -155,12 +159,18 @@ class Aggregator:
             else:
                 by_fetch_url[state.fetch_url] = source
         requests = [(url, self._states[s.url].validators) for url, s in by_fetch_url.items()]
-        for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
-            feed_result, touched = self._ingest(by_fetch_url[result.url], result)
-            report.results.append(feed_result)
-            report.changed_story_ids |= touched
-            if on_result is not None:
-                on_result(feed_result)
+        self._quiet_polls = []
+        try:
+            for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
+                feed_result, touched = self._ingest(by_fetch_url[result.url], result)
+                report.results.append(feed_result)
+                report.changed_story_ids |= touched
+                if len(self._quiet_polls) >= QUIET_POLLS_PER_TRANSACTION:
+                    self._record_quiet_polls()
+                if on_result is not None:
+                    on_result(feed_result)
+        finally:
+            self._record_quiet_polls()
         self.storage.prune_polls(self.clock())
         if publish and unpublished:
             report.published = self.publish(None)
@@ -172,6 +182,11 @@ class Aggregator:
         ):
             report.published = self.publish(report.changed_story_ids)
         return report
+
+    def _record_quiet_polls(self) -> None:
+        """Write the buffered polls that stored nothing; losing them to a kill costs a re-poll."""
+        polls, self._quiet_polls = self._quiet_polls, []
+        self.storage.record_polls(polls)
 
     def _held_back(self, state: FeedState, now: datetime) -> str | None:
         """Why a server's own request keeps this feed from being polled now, if it does."""
@@ -205,7 +220,9 @@ class Aggregator:
             log.exception("internal error while storing %s", source.url)
             outcome = _replace_outcome(base, error=f"internal error: {type(e).__name__}: {e}")
             timing = self._next_poll(source, state, result, outcome, state.update_hint)
-            self.storage.record_poll(state.feed_id, outcome, next_poll=timing)
+            self._quiet_polls.append(
+                PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
+            )
             touched = set()
         return FeedResult(source.url, name, outcome), touched
 
@@ -231,7 +248,6 @@ class Aggregator:
     def _store(
         self, source: FeedSource, state: FeedState, result: FetchResult, base: PollOutcome
     ) -> tuple[PollOutcome, set[int]]:
-        record = self.storage.record_poll
         moved_to = result.moved_to if result.error is None else None
         digest = body_hash(result.body) if result.ok and result.body is not None else None
         if digest is None or digest == state.body_hash:  # failed, 304, or the same bytes
@@ -242,12 +258,15 @@ class Aggregator:
                 gone=result.status == 410,
             )
             timing = self._next_poll(source, state, result, outcome, state.update_hint)
-            record(
-                state.feed_id,
-                outcome,
-                next_poll=timing,
-                validators=result.validators,
-                moved_to=moved_to,
+            self._quiet_polls.append(
+                PollRecord(
+                    state.feed_id,
+                    outcome,
+                    timing,
+                    failures_before=state.failures,
+                    validators=result.validators,
+                    moved_to=moved_to,
+                )
             )
             return outcome, set()
         assert result.body is not None
@@ -257,18 +276,27 @@ class Aggregator:
         except ParseError as e:
             outcome = _replace_outcome(base, error=str(e))
             timing = self._next_poll(source, state, result, outcome, state.update_hint)
-            record(state.feed_id, outcome, next_poll=timing)
+            self._quiet_polls.append(
+                PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
+            )
             return outcome, set()
         now = result.fetched_at
         fetch_limits = self.config.site.fetch
+        # Entries stored as they stand need no cleaning: on a re-poll that is most.
+        rules = cleaning_rules(fetch_limits)
+        fingerprints = [entry_fingerprint(raw, rules) for raw in parsed.entries]
+        known = self.storage.known_fingerprints(state.feed_id, fingerprints)
         normalised = [
-            entry for raw in parsed.entries if (entry := normalise_entry(raw, now, fetch_limits))
+            entry
+            for raw, fingerprint in zip(parsed.entries, fingerprints, strict=True)
+            if fingerprint not in known
+            and (entry := normalise_entry(raw, now, fetch_limits, fingerprint))
         ]
         entries = newest_entries(unique_entries(normalised), limit)
         context = self.storage.load_context(
             state.feed_id,
             source.url,
-            {e.entry_id: content_hash(e) for e in entries},
+            {e.entry_id: entry_hash(e) for e in entries},
             list(identifying_links(entries).values()),
         )
         intents = decide_feed(context, entries, now)
@@ -278,11 +306,11 @@ class Aggregator:
             new=len(intents.new) + len(intents.added),
             updated=sum(1 for u in intents.updated if u.fields is not None),
         )
-        touched = self.storage.apply(
+        poll = PollRecord(
             state.feed_id,
-            intents,
             outcome,
-            next_poll=self._next_poll(source, state, result, outcome, parsed.update_hint),
+            self._next_poll(source, state, result, outcome, parsed.update_hint),
+            failures_before=state.failures,
             validators=result.validators,
             body_hash=digest,
             title=parsed.title,
@@ -290,7 +318,7 @@ class Aggregator:
             update_hint=parsed.update_hint,
             moved_to=moved_to,
         )
-        return outcome, touched
+        return outcome, self.storage.apply(intents, poll)
 
     # ---- publishing -----------------------------------------------------------
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from aggregator.identity import canonical_link, content_hash, story_uid
+from aggregator.identity import canonical_link, entry_hash, story_uid
 from aggregator.models import (
     AddSource,
     EntryData,
@@ -144,7 +144,7 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
     claimed_stories: set[int] = set()
 
     for entry in entries:
-        entry_hash = content_hash(entry)
+        fingerprint = entry_hash(entry)
         link_key = link_keys.get(entry.entry_id)
         source = context.sources_by_entry_id.get(entry.entry_id)
         story_id = context.story_by_link.get(link_key) if link_key else None
@@ -157,7 +157,7 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
         if source is not None:
             claimed_stories.add(source.story_id)
             rekeyed = source.entry_id != entry.entry_id
-            changed = source.content_hash != entry_hash
+            changed = source.content_hash != fingerprint
             if not (rekeyed or changed):
                 unchanged += 1
                 continue
@@ -168,20 +168,20 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
                 merged = merge_fields(story.fields, entry, owner=owner, changed=True, now=now)
                 fields = _changed_fields(story, merged)
             updated.append(
-                UpdateSource(source.source_id, source.story_id, entry.entry_id, entry_hash, fields)
+                UpdateSource(source.source_id, source.story_id, entry.entry_id, fingerprint, fields)
             )
         elif story_id is not None:
             claimed_stories.add(story_id)
             story = context.stories[story_id]
             merged = merge_fields(story.fields, entry, owner=False, changed=False, now=now)
             added.append(
-                AddSource(story_id, entry.entry_id, entry_hash, _changed_fields(story, merged))
+                AddSource(story_id, entry.entry_id, fingerprint, _changed_fields(story, merged))
             )
         else:
             new.append(
                 NewStory(
                     entry_id=entry.entry_id,
-                    entry_hash=entry_hash,
+                    entry_hash=fingerprint,
                     link_key=link_key,
                     uid=story_uid(link_key, context.feed_url, entry.entry_id),
                     fields=fields_from_entry(entry),

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from slugify import slugify
 
-from aggregator.models import EntryData
+from aggregator.models import EntryData, RawEntry
 
 #: Query parameters that only say where a click came from, never which page it is.
 TRACKING_PARAMETERS = frozenset(
@@ -105,6 +105,48 @@ def content_hash(entry: EntryData) -> str:
         entry.raw_body or "",
     ):
         digest.update(value.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def entry_hash(entry: EntryData) -> str:
+    """What a source stores to tell later whether its entry changed.
+
+    The raw entry's fingerprint when the entry came from a document (so the
+    next poll can skip cleaning it), else the hash of its cleaned content.
+    """
+    return entry.fingerprint or content_hash(entry)
+
+
+def entry_fingerprint(raw: RawEntry, normaliser: str) -> str:
+    """What an entry said, before cleaning: equal fingerprints need no cleaning again.
+
+    Cleaning (sanitising, resolving URLs, choosing a thumbnail) costs far more
+    than hashing, and most entries of a re-polled feed are the ones seen last
+    time. `normaliser` names the cleaning rules (program version, limits), so
+    a change to them cleans everything once more. Dates are left out, as in
+    `content_hash`, except for an entry with neither guid nor link, whose
+    dates are part of its id.
+    """
+    digest = hashlib.sha1(normaliser.encode("utf-8"), usedforsecurity=False)
+    dated = not (raw.guid or raw.link)
+    for value in (
+        raw.guid,
+        raw.title,
+        raw.link,
+        raw.base,
+        raw.author,
+        raw.published.isoformat() if dated and raw.published else None,
+        raw.updated.isoformat() if dated and raw.updated else None,
+        raw.summary_html,
+        raw.content_html,
+        "\x1e".join(raw.tags),
+        "\x1e".join(f"{e.url}\x1d{e.type}\x1d{e.length}" for e in raw.enclosures),
+        "\x1e".join(raw.media_thumbnails),
+        "\x1e".join(raw.media_images),
+        raw.itunes_image,
+    ):
+        digest.update(b"\x00" if value is None else value.encode("utf-8", "surrogatepass"))
         digest.update(b"\x1f")
     return digest.hexdigest()
 

@@ -190,6 +190,9 @@ class EntryData:
     thumbnail: str | None = None
     published_known: bool = True
     raw_body: str | None = None
+    #: `identity.entry_fingerprint` of the raw entry this came from; what a
+    #: source stores to recognise the entry unchanged without cleaning it.
+    fingerprint: str | None = None
 
 
 # --------------------------------------------------------------------------- store / publish
@@ -423,6 +426,26 @@ class PollOutcome:
         if self.gone:
             return "gone"
         return "error" if self.error else "ok"
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    """Everything one poll leaves on its feed's row, besides the stories it stored.
+
+    `failures_before` is the feed's count of consecutive failures going in,
+    from the state the poll started from.
+    """
+
+    feed_id: int
+    outcome: PollOutcome
+    next_poll: NextPoll
+    failures_before: int = 0
+    validators: CacheValidators | None = None
+    body_hash: str | None = None
+    title: str | None = None
+    site_link: str | None = None
+    update_hint: timedelta | None = None
+    moved_to: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -58,8 +59,8 @@ from aggregator.models import (
     FeedIntents,
     FeedSource,
     FeedState,
-    NextPoll,
     PollOutcome,
+    PollRecord,
     SourceRef,
     StoredSource,
     StoredStory,
@@ -68,7 +69,7 @@ from aggregator.models import (
 )
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 POLL_HISTORY_DAYS = 30
 #: meta key set whenever stories change, cleared once outputs show them.
 UNPUBLISHED_KEY = "stories_unpublished"
@@ -163,7 +164,10 @@ class SourceRow(Base):
     """One feed's entry; several may point at one story (cross-posts)."""
 
     __tablename__ = "entry_sources"
-    __table_args__ = (UniqueConstraint("feed_id", "entry_id"),)
+    __table_args__ = (
+        UniqueConstraint("feed_id", "entry_id"),
+        Index("ix_entry_sources_feed_hash", "feed_id", "content_hash"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
@@ -315,6 +319,62 @@ def _feed_state(row: FeedRow) -> FeedState:
     )
 
 
+def _failing_changed(previous: tuple[str, str | None], outcome: PollOutcome) -> bool:
+    """Whether the list of failing sources the pages show changes with this poll."""
+    failing = {previous[0], outcome.state} - {"ok", "new"}
+    return bool(failing) and previous != (outcome.state, outcome.error)
+
+
+def _poll_row(feed_id: int, outcome: PollOutcome) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id,
+        "started_at": outcome.started_at,
+        "duration": outcome.duration,
+        "http_status": outcome.http_status,
+        "wire_bytes": outcome.wire_bytes,
+        "error": outcome.error,
+        "warning": outcome.warning,
+        "new_entries": outcome.new,
+        "updated_entries": outcome.updated,
+    }
+
+
+def _feed_values(poll: PollRecord) -> dict[str, Any]:
+    """The feeds-row columns one poll sets."""
+    outcome = poll.outcome
+    values: dict[str, Any] = {
+        "last_poll": outcome.started_at,
+        "http_status": outcome.http_status,
+        "last_error": outcome.error,
+        "state": outcome.state,
+        "next_check": poll.next_poll.at,
+        "not_before": poll.next_poll.not_before,
+    }
+    if outcome.error:
+        values["error_count"] = poll.failures_before + 1
+        return values
+    values["error_count"] = 0
+    values["last_success"] = outcome.started_at
+    validators = poll.validators
+    if validators is not None:
+        if validators.etag is not None or not outcome.not_modified:
+            values["etag"] = validators.etag
+        if validators.last_modified is not None or not outcome.not_modified:
+            values["last_modified"] = validators.last_modified
+    if poll.body_hash is not None:  # the document was parsed: its warning is current
+        values["body_hash"] = poll.body_hash
+        values["last_warning"] = outcome.warning
+        hint = poll.update_hint
+        values["update_hint_seconds"] = int(hint.total_seconds()) if hint else None
+    if poll.title:
+        values["title"] = poll.title
+    if poll.site_link:
+        values["site_link"] = poll.site_link
+    if poll.moved_to:
+        values["moved_to"] = poll.moved_to
+    return values
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -398,6 +458,20 @@ class Storage:
 
     # ---- ingest -------------------------------------------------------------
 
+    def known_fingerprints(self, feed_id: int, fingerprints: Iterable[str]) -> set[str]:
+        """Which of these raw-entry fingerprints this feed's stored entries already have."""
+        found: set[str] = set()
+        with self._sessions() as session:
+            for chunk in _chunks(sorted(set(fingerprints))):
+                found.update(
+                    session.scalars(
+                        select(SourceRow.content_hash).where(
+                            SourceRow.feed_id == feed_id, SourceRow.content_hash.in_(chunk)
+                        )
+                    )
+                )
+        return found
+
     def load_context(
         self, feed_id: int, feed_url: str, hashes: Mapping[str, str], link_keys: Sequence[str]
     ) -> FeedContext:
@@ -446,25 +520,13 @@ class Storage:
                     )
             return FeedContext(feed_id, feed_url, sources, story_by_link, own, stories)
 
-    def apply(
-        self,
-        feed_id: int,
-        intents: FeedIntents,
-        outcome: PollOutcome,
-        *,
-        next_poll: NextPoll,
-        validators: CacheValidators | None = None,
-        body_hash: str | None = None,
-        title: str | None = None,
-        site_link: str | None = None,
-        update_hint: timedelta | None = None,
-        moved_to: str | None = None,
-    ) -> set[int]:
+    def apply(self, intents: FeedIntents, poll: PollRecord) -> set[int]:
         """Write one poll's intents and outcome in a single transaction.
 
         Returns the ids of stories whose published form changed.
         """
-        now = outcome.started_at
+        feed_id = poll.feed_id
+        now = poll.outcome.started_at
         touched: set[int] = set()
         with self._sessions.begin() as session:
             if intents.new:
@@ -526,112 +588,61 @@ class Storage:
                     .values(**_fields_to_columns(fields))
                 )
                 touched.add(story_id)
-            self._record_poll(
-                session,
-                feed_id,
-                outcome,
-                next_poll=next_poll,
-                validators=validators,
-                body_hash=body_hash,
-                title=title,
-                site_link=site_link,
-                update_hint=update_hint,
-                moved_to=moved_to,
-            )
+            self._record_poll(session, poll)
             if touched:
                 # In the same transaction as the stories: a kill before the
                 # outputs are rebuilt leaves this behind for the next run.
                 self._set_meta(session, UNPUBLISHED_KEY, "1")
         return touched
 
-    def record_poll(
-        self,
-        feed_id: int,
-        outcome: PollOutcome,
-        *,
-        next_poll: NextPoll,
-        validators: CacheValidators | None = None,
-        body_hash: str | None = None,
-        moved_to: str | None = None,
-    ) -> None:
-        """Record a poll that stored nothing (an error, a 304, an unchanged body)."""
-        with self._sessions.begin() as session:
-            self._record_poll(
-                session,
-                feed_id,
-                outcome,
-                next_poll=next_poll,
-                validators=validators,
-                body_hash=body_hash,
-                moved_to=moved_to,
-            )
+    def record_polls(self, polls: Sequence[PollRecord]) -> None:
+        """Record polls that stored nothing (errors, 304s, unchanged bodies) together.
 
-    def _record_poll(
-        self,
-        session: Session,
-        feed_id: int,
-        outcome: PollOutcome,
-        *,
-        next_poll: NextPoll,
-        validators: CacheValidators | None,
-        body_hash: str | None,
-        title: str | None = None,
-        site_link: str | None = None,
-        update_hint: timedelta | None = None,
-        moved_to: str | None = None,
-    ) -> None:
+        One transaction for many feeds: on a re-poll where every server says
+        304, per-feed transactions were most of the time spent.
+        """
+        if not polls:
+            return
+        with self._sessions.begin() as session:
+            previous: dict[int, tuple[str, str | None]] = {}
+            for chunk in _chunks(sorted({p.feed_id for p in polls})):
+                query = select(FeedRow.id, FeedRow.state, FeedRow.last_error).where(
+                    FeedRow.id.in_(chunk)
+                )
+                for feed_id, state, error in session.execute(query):
+                    previous[feed_id] = (state, error)
+            if any(_failing_changed(previous[p.feed_id], p.outcome) for p in polls):
+                # Pages list failing sources: a kill before they are rebuilt must
+                # not hide this change from the next run.
+                self._set_meta(session, UNPUBLISHED_KEY, "1")
+            session.execute(insert(PollRow), [_poll_row(p.feed_id, p.outcome) for p in polls])
+            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+            for poll in polls:
+                values = _feed_values(poll)
+                values["id_"] = poll.feed_id
+                by_columns[tuple(sorted(values))].append(values)
+            for columns, rows in by_columns.items():
+                statement = (
+                    update(FeedRow.__table__)  # type: ignore[arg-type]
+                    .where(FeedRow.__table__.c.id == bindparam("id_"))
+                    .values({c: bindparam(c) for c in columns if c != "id_"})
+                )
+                session.connection().execute(statement, rows)
+
+    def record_poll(self, poll: PollRecord) -> None:
+        """Record one poll that stored nothing."""
+        self.record_polls([poll])
+
+    def _record_poll(self, session: Session, poll: PollRecord) -> None:
         state, error = session.execute(
-            select(FeedRow.state, FeedRow.last_error).where(FeedRow.id == feed_id)
+            select(FeedRow.state, FeedRow.last_error).where(FeedRow.id == poll.feed_id)
         ).one()
-        failing = {state, outcome.state} - {"ok", "new"}
-        if failing and (state, error) != (outcome.state, outcome.error):
-            # Pages list failing sources: a kill before they are rebuilt must
-            # not hide this change from the next run.
+        if _failing_changed((state, error), poll.outcome):
             self._set_meta(session, UNPUBLISHED_KEY, "1")
+        session.execute(insert(PollRow).values(**_poll_row(poll.feed_id, poll.outcome)))
         session.execute(
-            insert(PollRow).values(
-                feed_id=feed_id,
-                started_at=outcome.started_at,
-                duration=outcome.duration,
-                http_status=outcome.http_status,
-                wire_bytes=outcome.wire_bytes,
-                error=outcome.error,
-                warning=outcome.warning,
-                new_entries=outcome.new,
-                updated_entries=outcome.updated,
-            )
+            update(FeedRow).where(FeedRow.id == poll.feed_id).values(**_feed_values(poll))
         )
-        values: dict[str, Any] = {
-            "last_poll": outcome.started_at,
-            "http_status": outcome.http_status,
-            "last_error": outcome.error,
-            "state": outcome.state,
-            "next_check": next_poll.at,
-            "not_before": next_poll.not_before,
-        }
-        if outcome.error:
-            values["error_count"] = FeedRow.error_count + 1
-        else:
-            values["error_count"] = 0
-            values["last_success"] = outcome.started_at
-            if validators is not None:
-                if validators.etag is not None or not outcome.not_modified:
-                    values["etag"] = validators.etag
-                if validators.last_modified is not None or not outcome.not_modified:
-                    values["last_modified"] = validators.last_modified
-            if body_hash is not None:  # the document was parsed: its warning is current
-                values["body_hash"] = body_hash
-                values["last_warning"] = outcome.warning
-            if title:
-                values["title"] = title
-            if site_link:
-                values["site_link"] = site_link
-            if body_hash is not None:
-                hint = int(update_hint.total_seconds()) if update_hint else None
-                values["update_hint_seconds"] = hint
-            if moved_to:
-                values["moved_to"] = moved_to
-        session.execute(update(FeedRow).where(FeedRow.id == feed_id).values(**values))
 
     def prune_polls(self, now: datetime) -> None:
         """Poll history is for diagnosis; a month of it is plenty."""

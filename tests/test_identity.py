@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.identity import canonical_link, content_hash, story_uid
-from aggregator.models import Enclosure, EntryData
+from aggregator.identity import canonical_link, content_hash, entry_fingerprint, story_uid
+from aggregator.models import Enclosure, EntryData, RawEntry
 
 
 @pytest.mark.parametrize(
@@ -77,3 +77,47 @@ def test_story_uid_is_stable_and_distinguishes_feeds_without_links() -> None:
     assert by_link.startswith("urn:uuid:")
     assert story_uid(None, "https://a/feed", "g1") != story_uid(None, "https://b/feed", "g1")
     assert story_uid(None, "https://a/feed", "g1") == story_uid(None, "https://a/feed", "g1")
+
+
+def _raw(**changes: object) -> RawEntry:
+    values: dict[str, object] = dict(
+        guid="g1",
+        title="Title",
+        link="https://x.test/1",
+        base="https://x.test/feed",
+        author="Ann",
+        published=datetime(2024, 1, 1, tzinfo=UTC),
+        updated=None,
+        summary_html="<p>s</p>",
+        content_html="<p>c</p>",
+        tags=("a",),
+        enclosures=(Enclosure("https://x.test/a.mp3", "audio/mpeg", 5),),
+        media_thumbnails=("https://x.test/t.jpg",),
+        media_images=(),
+        itunes_image=None,
+    )
+    values.update(changes)
+    return RawEntry(**values)  # type: ignore[arg-type]
+
+
+def test_entry_fingerprint_changes_with_what_cleaning_reads_but_not_with_dates() -> None:
+    base = entry_fingerprint(_raw(), "1/1000/4096")
+    assert entry_fingerprint(_raw(), "1/1000/4096") == base
+    assert (
+        entry_fingerprint(_raw(published=datetime(2025, 1, 1, tzinfo=UTC)), "1/1000/4096") == base
+    )
+    changed = [
+        _raw(guid="g2"), _raw(title="Other"), _raw(link=None), _raw(base="https://y.test/"),
+        _raw(author=None), _raw(summary_html="<p>t</p>"), _raw(content_html=None),
+        _raw(tags=("a", "b")), _raw(enclosures=()), _raw(media_thumbnails=()),
+        _raw(media_images=("https://x.test/i.jpg",)), _raw(itunes_image="https://x.test/i.png"),
+    ]  # fmt: skip
+    fingerprints = {entry_fingerprint(raw, "1/1000/4096") for raw in changed}
+    assert len(fingerprints) == len(changed) and base not in fingerprints
+    assert entry_fingerprint(_raw(), "1/80/4096") != base  # other cleaning rules
+
+
+def test_entry_fingerprint_keeps_dates_when_they_are_part_of_the_id() -> None:
+    anonymous = _raw(guid=None, link=None)
+    moved = _raw(guid=None, link=None, published=datetime(2025, 1, 1, tzinfo=UTC))
+    assert entry_fingerprint(anonymous, "r") != entry_fingerprint(moved, "r")

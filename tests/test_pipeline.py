@@ -6,11 +6,14 @@ import json
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import feedparser
+import pytest
 from click.testing import Result
 from lxml import etree
 
+from aggregator.models import RawEntry
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, atom, rss
 from tests.httpserver import Reply, Request, closed_port_url, serve
@@ -206,6 +209,45 @@ def test_changed_entry_is_updated_in_place(write_config: ConfigWriter, cli: Cli)
     assert story_count(config) == 1
     (entry,) = parse_output(published(config, "feeds/all.atom")).entries
     assert "second edition" in entry.content[0].value
+
+
+def test_a_re_poll_cleans_only_the_entries_that_changed(
+    write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.core
+
+    cleaned: list[str | None] = []
+    real = aggregator.core.normalise_entry
+
+    def counting(raw: RawEntry, *args: Any, **kwargs: Any) -> Any:
+        cleaned.append(raw.guid)
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(aggregator.core, "normalise_entry", counting)
+    bodies = {f"g{i}": f"<p>body {i}</p>" for i in range(4)}
+
+    def feed(_: Request) -> Reply:
+        items = [
+            Item(f"S {g}", f"https://site.test/{g}", g, description=b) for g, b in bodies.items()
+        ]
+        return Reply(body=rss("F", items), headers=RSS)
+
+    with serve({"/f": feed}) as server:
+        config = write_config([{"url": server.url("/f")}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        assert sorted(cleaned) == ["g0", "g1", "g2", "g3"]
+        cleaned.clear()
+        bodies["g4"] = "<p>new</p>"
+        bodies["g1"] = "<p>body 1, edited</p>"
+        result = cli("--config", str(config), "update")
+        assert result.exit_code == 0, result.output
+        assert "1 new and 1 updated" in result.output
+    assert sorted(cleaned) == ["g1", "g4"]
+    assert story_count(config) == 5
+    contents = {
+        e.id: e.content[0].value for e in parse_output(published(config, "feeds/all.atom")).entries
+    }
+    assert any("body 1, edited" in c for c in contents.values())
 
 
 def test_guids_changing_every_fetch_produce_no_duplicates(

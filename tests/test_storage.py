@@ -7,7 +7,7 @@ from pathlib import Path
 import aggregator.storage as storage_module
 from aggregator.decide import decide_feed, identifying_links
 from aggregator.identity import content_hash
-from aggregator.models import EntryData, FeedSource, NextPoll, PollOutcome
+from aggregator.models import EntryData, FeedSource, NextPoll, PollOutcome, PollRecord
 from aggregator.storage import SCHEMA_REVISION, Storage, open_storage
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -41,7 +41,7 @@ def ingest(storage: Storage, source: FeedSource, entries: list[EntryData], now: 
     intents = decide_feed(context, entries, now)
     outcome = PollOutcome(started_at=now, duration=0.1, http_status=200, wire_bytes=100)
     touched = storage.apply(
-        state.feed_id, intents, outcome, next_poll=NextPoll(now + source.interval)
+        intents, PollRecord(state.feed_id, outcome, NextPoll(now + source.interval))
     )
     return intents, touched
 
@@ -140,12 +140,12 @@ def test_failed_poll_is_recorded_and_keeps_validators(database_url: str) -> None
     feed_id = storage.feed_states()[A.url].feed_id
     ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
     storage.record_poll(
-        feed_id, ok, next_poll=NextPoll(NOW), validators=CacheValidators('"v1"', None)
+        PollRecord(feed_id, ok, NextPoll(NOW), validators=CacheValidators('"v1"', None))
     )
     failed = PollOutcome(
         started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="HTTP 500"
     )
-    storage.record_poll(feed_id, failed, next_poll=NextPoll(NOW))
+    storage.record_poll(PollRecord(feed_id, failed, NextPoll(NOW)))
     state = storage.feed_states()[A.url]
     assert state.validators.etag == '"v1"' and state.state == "error"
     (health,) = [h for h in storage.health() if h.url == A.url]
@@ -196,9 +196,9 @@ def test_raw_body_and_each_source_with_its_channel_title_and_categories(
     state = storage.feed_states()[B.url]
     outcome = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=1)
     storage.apply(
-        state.feed_id, decide_feed(storage.load_context(state.feed_id, B.url, {}, []), [], NOW),
-        outcome, next_poll=NextPoll(NOW), title="最新新闻",
-    )  # fmt: skip
+        decide_feed(storage.load_context(state.feed_id, B.url, {}, []), [], NOW),
+        PollRecord(state.feed_id, outcome, NextPoll(NOW), title="最新新闻"),
+    )
     ingest(storage, A, [entry("a1", "https://x.test/s")])
     ids = storage.story_ids_for_export()
     (story,) = storage.stories_with_raw_body(ids)
@@ -242,12 +242,12 @@ def test_a_change_in_failing_sources_is_remembered_until_pages_show_it(
     feed_id = storage.feed_states()[A.url].feed_id
     ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
     failed = PollOutcome(started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="500")
-    storage.record_poll(feed_id, ok, next_poll=NextPoll(NOW))
+    storage.record_poll(PollRecord(feed_id, ok, NextPoll(NOW)))
     assert storage.get_meta(UNPUBLISHED_KEY) is None  # new → ok: nothing pages show
-    storage.record_poll(feed_id, failed, next_poll=NextPoll(NOW))
+    storage.record_poll(PollRecord(feed_id, failed, NextPoll(NOW)))
     assert storage.get_meta(UNPUBLISHED_KEY) == "1"
     storage.set_meta(UNPUBLISHED_KEY, "0")  # what publishing does
-    storage.record_poll(feed_id, failed, next_poll=NextPoll(NOW))
+    storage.record_poll(PollRecord(feed_id, failed, NextPoll(NOW)))
     assert storage.get_meta(UNPUBLISHED_KEY) == "0"  # the same failure again
-    storage.record_poll(feed_id, ok, next_poll=NextPoll(NOW))
+    storage.record_poll(PollRecord(feed_id, ok, NextPoll(NOW)))
     assert storage.get_meta(UNPUBLISHED_KEY) == "1"  # recovered
