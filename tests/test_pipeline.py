@@ -214,13 +214,14 @@ def test_changed_entry_is_updated_in_place(write_config: ConfigWriter, cli: Cli)
 def test_a_re_poll_cleans_only_the_entries_that_changed(
     write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import aggregator.clean
     import aggregator.core
 
-    cleaned: list[str | None] = []
-    real = aggregator.core.normalise_entry
+    cleaned: list[str] = []
+    real = aggregator.clean.normalise_entry
 
     def counting(raw: RawEntry, *args: Any, **kwargs: Any) -> Any:
-        cleaned.append(raw.guid)
+        cleaned.append(raw.guid or "")
         return real(raw, *args, **kwargs)
 
     monkeypatch.setattr(aggregator.core, "normalise_entry", counting)
