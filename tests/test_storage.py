@@ -251,3 +251,32 @@ def test_a_change_in_failing_sources_is_remembered_until_pages_show_it(
     assert storage.get_meta(UNPUBLISHED_KEY) == "0"  # the same failure again
     storage.record_poll(PollRecord(feed_id, ok, NextPoll(NOW)))
     assert storage.get_meta(UNPUBLISHED_KEY) == "1"  # recovered
+
+
+def test_raw_html_is_stored_deflated_and_survives_migrating_down_and_up(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    raw = "<div>原文 <p align=center>Raw <img src=x.png></p>" * 20
+    storage = open_db(database_url)
+    ingest(storage, A, [entry("a1", "https://x.test/1", raw_body=raw)])
+    with storage.engine.connect() as connection:
+        stored = connection.execute(text("SELECT raw_body FROM stories")).scalar_one()
+    assert isinstance(stored, bytes) and len(stored) < len(raw.encode()) / 4
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(storage_module.__file__).parent / "migrations")
+    )
+    with storage.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    with storage.engine.connect() as connection:
+        assert connection.execute(text("SELECT raw_body FROM stories")).scalar_one() == raw
+    storage.close()
+    upgraded = open_storage(database_url)
+    (story,) = upgraded.stories_with_raw_body(upgraded.story_ids_for_export())
+    assert story.raw_body == raw
+    assert upgraded.newest_stories(None, 5)[0].title == "Title a1"
