@@ -25,7 +25,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aggregator import USER_AGENT, __version__
-from aggregator.clean import cleaning_rules, normalise_entry
 from aggregator.config import load_config
 from aggregator.decide import (
     decide_feed,
@@ -54,7 +53,6 @@ from aggregator.models import (
     StoryView,
     WriteReport,
 )
-from aggregator.parse import parse_document
 from aggregator.posts import PostFolder, PostOptions
 from aggregator.publish import publish_feeds, publish_opml
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
@@ -270,6 +268,11 @@ class Aggregator:
             )
             return outcome, set()
         assert result.body is not None
+        # Imported here, not at the top: feedparser and nh3 are a large share
+        # of start-up, and a re-poll that servers answer with 304 needs neither.
+        from aggregator.clean import cleaning_rules, normalise_entry
+        from aggregator.parse import parse_document
+
         limit = self.config.site.fetch.max_entries_per_feed
         try:
             parsed = parse_document(result.body, result.headers, result.final_url, limit)

@@ -215,7 +215,6 @@ def test_a_re_poll_cleans_only_the_entries_that_changed(
     write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import aggregator.clean
-    import aggregator.core
 
     cleaned: list[str] = []
     real = aggregator.clean.normalise_entry
@@ -224,7 +223,7 @@ def test_a_re_poll_cleans_only_the_entries_that_changed(
         cleaned.append(raw.guid or "")
         return real(raw, *args, **kwargs)
 
-    monkeypatch.setattr(aggregator.core, "normalise_entry", counting)
+    monkeypatch.setattr(aggregator.clean, "normalise_entry", counting)
     bodies = {f"g{i}": f"<p>body {i}</p>" for i in range(4)}
 
     def feed(_: Request) -> Reply:
