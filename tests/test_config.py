@@ -606,3 +606,24 @@ def test_parse_size_accepts(text: str | int, expected: int) -> None:
 def test_parse_size_rejects(text: str | int) -> None:
     with pytest.raises(ValueError, match="size"):
         parse_size(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        FULL_EXAMPLE,
+        "%YAML 1.1\n---\nsite: {base_url: 'https://x.example/', digest_time: 7:30, interval: 90}\n"
+        "feeds:\n  - {url: 'https://a.example/feed', categories: [2024, photo, 1.5]}\n",
+        '{"site": {"base_url": "https://x.example/"}, "feeds": [{"url": "https://a.example/f"}]}',
+        (Path(__file__).parents[1] / "feeds.yaml").read_text(encoding="utf-8"),
+    ],
+    ids=["full", "yaml-1.1", "json", "example-feeds.yaml"],
+)
+def test_quick_parse_gives_what_the_round_trip_parser_gives(tmp_path: Path, text: str) -> None:
+    from aggregator.config import _parse, build_config
+
+    path = tmp_path / "feeds.yaml"
+    path.write_text(text, encoding="utf-8")
+    careful = build_config(_parse(text, path), path, locate=True)
+    assert careful is not None
+    assert load_config(path) == careful
