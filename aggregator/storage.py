@@ -434,14 +434,19 @@ class Storage:
                 feed.position = position
                 feed.interval_seconds = int(source.interval.total_seconds())
             session.flush()
-            session.execute(delete(FeedCategoryRow))
             links = [
                 {"feed_id": rows[s.url].id, "category": c, "position": position}
                 for s in sources
                 for position, c in enumerate(dict.fromkeys(s.categories))
             ]
-            if links:
-                session.execute(insert(FeedCategoryRow), links)
+            stored = session.execute(
+                select(FeedCategoryRow.feed_id, FeedCategoryRow.category, FeedCategoryRow.position)
+            )
+            # Every run starts here: an unchanged config writes nothing.
+            if {tuple(link.values()) for link in links} != set(map(tuple, stored)):
+                session.execute(delete(FeedCategoryRow))
+                if links:
+                    session.execute(insert(FeedCategoryRow), links)
             return {s.url: _feed_state(rows[s.url]) for s in sources}
 
     def feed_states(self) -> dict[str, FeedState]:
