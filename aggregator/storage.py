@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -29,6 +29,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -220,6 +221,12 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# The tables themselves, for bulk statements that bypass the ORM's per-row work.
+_STORIES = cast(Table, StoryRow.__table__)
+_SOURCES = cast(Table, SourceRow.__table__)
+_FEEDS = cast(Table, FeedRow.__table__)
 
 
 # --------------------------------------------------------------------------- opening
@@ -565,11 +572,16 @@ class Storage:
                     }
                     for s in intents.new
                 ]
-                ids = session.scalars(
-                    insert(StoryRow).returning(StoryRow.id, sort_by_parameter_order=True), rows
-                ).all()
+                # Plain executemany on the tables, then the ids by uid: the ORM's
+                # INSERT … RETURNING in parameter order went one row at a time.
+                session.execute(insert(_STORIES), rows)
+                id_of: dict[str, int] = {}
+                for chunk in _chunks([s.uid for s in intents.new]):
+                    query = select(StoryRow.uid, StoryRow.id).where(StoryRow.uid.in_(chunk))
+                    id_of.update((uid, id_) for uid, id_ in session.execute(query))
+                ids = [id_of[s.uid] for s in intents.new]
                 session.execute(
-                    insert(SourceRow),
+                    insert(_SOURCES),
                     [
                         {
                             "feed_id": feed_id,
@@ -584,7 +596,7 @@ class Storage:
                 touched.update(ids)
             if intents.added:
                 session.execute(
-                    insert(SourceRow),
+                    insert(_SOURCES),
                     [
                         {
                             "feed_id": feed_id,
@@ -648,8 +660,8 @@ class Storage:
                 by_columns[tuple(sorted(values))].append(values)
             for columns, rows in by_columns.items():
                 statement = (
-                    update(FeedRow.__table__)  # type: ignore[arg-type]
-                    .where(FeedRow.__table__.c.id == bindparam("id_"))
+                    update(_FEEDS)
+                    .where(_FEEDS.c.id == bindparam("id_"))
                     .values({c: bindparam(c) for c in columns if c != "id_"})
                 )
                 session.connection().execute(statement, rows)
