@@ -399,8 +399,9 @@ def _checked_url(text: str, *, redirected: bool) -> URL:
             raise _Failure(f"invalid URL: {text!r} does not start with http:// or https://")
         prefix = "redirect to " if redirected else ""
         raise _Failure(f"{prefix}unsupported URL scheme {scheme!r}")
-    # Checked here because yarl would percent-encode a control character
-    # (and urlsplit silently drops tabs and line breaks) instead of refusing it.
+    # Checked here because yarl accepts control characters (keeping them in a
+    # host, percent-encoding them elsewhere) and urlsplit drops tabs and line
+    # breaks without a word.
     if bad := _CONTROL.search(text):
         raise _Failure(
             f"invalid URL: Invalid non-printable ASCII character in URL, "
