@@ -19,6 +19,7 @@ verbatim for responses no well-behaved server would send.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -78,7 +79,7 @@ def drip(chunk: bytes = b"x", interval: float = 0.2) -> Iterator[bytes]:
 class Server:
     """A running server: its routing table, a log of requests, peak concurrency."""
 
-    def __init__(self, routes: Mapping[str, Route]) -> None:
+    def __init__(self, routes: Mapping[str, Route], tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = dict(routes)
         self.requests: list[Request] = []
         self.max_active = 0
@@ -86,8 +87,10 @@ class Server:
         self._lock = threading.Lock()
         self._httpd = _HTTPServer(("127.0.0.1", 0), _RequestHandler)
         self._httpd.owner = self
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         host, port = self._httpd.server_address[:2]
-        self.base_url = f"http://{host!s}:{port}"
+        self.base_url = f"{'https' if tls else 'http'}://{host!s}:{port}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -125,9 +128,11 @@ class Server:
 
 
 @contextmanager
-def serve(routes: Mapping[str, Route] | None = None) -> Iterator[Server]:
-    """Run a server for the duration of the block."""
-    server = Server(routes or {})
+def serve(
+    routes: Mapping[str, Route] | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[Server]:
+    """Run a server for the duration of the block, speaking HTTPS if given a `tls` context."""
+    server = Server(routes or {}, tls)
     server._start()
     try:
         yield server

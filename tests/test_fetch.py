@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from datetime import UTC
+from pathlib import Path
 
+import aiohttp
+import aiohttp.abc
 import brotli
-import httpx
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
 from aggregator import PROJECT_URL
 from aggregator.fetch import _describe, _Progress, fetch_iter, fetch_one
@@ -218,6 +224,36 @@ def test_announced_length_over_the_cap_is_refused_before_reading(server: Server)
     assert result.wire_bytes == 0
 
 
+# --------------------------------------------------------------------------- response headers
+
+
+def test_response_headers_are_bounded(server: Server) -> None:
+    many = b"".join(b"X-H%d: v\r\n" % n for n in range(200))
+    server.routes["/csp"] = Reply(body=FEED, headers={"Content-Security-Policy": "x" * 12_000})
+    server.routes["/long"] = Reply(body=FEED, headers={"X-Long": "x" * 20_000})
+    server.routes["/many"] = Reply(raw=b"HTTP/1.1 200 OK\r\n" + many + b"Content-Length: 0\r\n\r\n")
+    assert fetch(server.url("/csp")).body == FEED
+    long = fetch(server.url("/long"))
+    assert long.error == "response header line exceeds 16 KB limit" and long.status is None
+    assert fetch(server.url("/many")).error == "more than 128 response headers"
+
+
+def test_malformed_response_is_a_protocol_error(server: Server) -> None:
+    server.routes["/feed"] = Reply(raw=b"HTTP/1.1 abc\r\n\r\n")
+    error = fetch(server.url("/feed")).error
+    assert error is not None and error.startswith("HTTP protocol error: Bad status line")
+    assert "HTTP/1.1 abc" in error  # what the server sent, on one line
+
+
+def test_repeated_and_non_utf8_headers_become_plain_text(server: Server) -> None:
+    head = b'HTTP/1.1 200 OK\r\nX-A: a\r\nX-A: b\r\nETag: "\xe9t\xe9"\r\nContent-Length: 3\r\n'
+    server.routes["/feed"] = Reply(raw=head + b"\r\nabc")
+    result = fetch(server.url("/feed"))
+    assert result.body == b"abc"
+    assert result.headers["x-a"] == "a, b"
+    assert result.headers["etag"] == '"été"'  # Latin-1, as no UTF-8 reading fits
+
+
 # --------------------------------------------------------------------------- redirects
 
 
@@ -343,6 +379,34 @@ def test_tls_failure_is_named(server: Server) -> None:
     assert result.status is None
 
 
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1 that no authority signed."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_certificates_are_verified(tmp_path: Path) -> None:
+    with serve({"/feed": Reply(body=FEED)}, tls=_self_signed(tmp_path)) as server:
+        result = fetch(server.url("/feed"))
+    assert result.error is not None
+    assert (
+        result.error.replace("self signed", "self-signed") == "TLS error: self-signed certificate"
+    )
+    assert result.status is None and server.requests == []
+
+
 def test_connection_refused() -> None:
     result = fetch(closed_port_url())
     assert result.error == "connection refused"
@@ -372,14 +436,17 @@ def test_bad_urls_fail_without_a_request(url: str, error: str) -> None:
     assert result.status is None and result.final_url == url
 
 
-def _connect_error(*causes: BaseException) -> httpx.ConnectError:
-    """The chain httpx builds (ConnectError ← httpcore ← anyio ← OS error)."""
-    outer = httpx.ConnectError("connect failed")
-    current: BaseException = outer
-    for cause in causes:
-        current.__cause__ = cause
-        current = cause
-    return outer
+KEY = ConnectionKey("example.invalid", 80, False, True, None, None, None)
+
+
+def _connector_error(
+    os_error: OSError, kind: type[aiohttp.ClientConnectorError] = aiohttp.ClientConnectorError
+) -> aiohttp.ClientConnectorError:
+    """Raised as aiohttp's connector does: its own OSError around the real one, from it."""
+    try:
+        raise kind(KEY, os_error) from os_error
+    except aiohttp.ClientConnectorError as exc:
+        return exc
 
 
 def _unverified(message: str) -> ssl.SSLCertVerificationError:
@@ -388,39 +455,98 @@ def _unverified(message: str) -> ssl.SSLCertVerificationError:
     return error
 
 
-ANYIO = "All connection attempts failed"
-REFUSED = ConnectionRefusedError(111, "Connection refused")
+def _attempts(*errors: OSError) -> OSError:
+    """What aiohappyeyeballs raises when a host's addresses failed in different ways."""
+    return OSError("Multiple exceptions: " + ", ".join(str(e) for e in errors))
+
+
+REFUSED = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 80)")
 UNREACHABLE = OSError(101, "Network is unreachable")
+NO_ROUTE = OSError(113, "Connect call failed ('::1', 80)")
 
 
 @pytest.mark.parametrize(
     ("exc", "error"),
     [
         (
-            _connect_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known")),
+            _connector_error(
+                socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+                aiohttp.ClientConnectorDNSError,
+            ),
             "could not resolve host example.invalid",
         ),
         (
-            _connect_error(socket.gaierror(socket.EAI_AGAIN, "Temporary failure")),
+            _connector_error(
+                socket.gaierror(socket.EAI_AGAIN, "Temporary failure"),
+                aiohttp.ClientConnectorDNSError,
+            ),
             "could not resolve host example.invalid (temporary DNS failure)",
         ),
-        (_connect_error(OSError(ANYIO), REFUSED), "connection refused"),
-        (_connect_error(OSError(ANYIO), UNREACHABLE), "network is unreachable"),
+        (_connector_error(REFUSED), "connection refused"),
+        (_connector_error(UNREACHABLE), "network is unreachable"),
+        (_connector_error(NO_ROUTE), "no route to host"),
+        (_connector_error(_attempts(UNREACHABLE, REFUSED)), "connection refused"),
+        (_connector_error(_attempts(UNREACHABLE, NO_ROUTE)), "network is unreachable"),
+        (_connector_error(OSError(111, _attempts(REFUSED, REFUSED).args[0])), "connection refused"),
+        (_connector_error(OSError("Multiple exceptions: boom, bang")), "could not connect"),
         (
-            _connect_error(OSError(ANYIO), ExceptionGroup("several", [UNREACHABLE, REFUSED])),
-            "connection refused",
-        ),
-        (_connect_error(OSError(ANYIO)), "could not connect"),
-        (
-            _connect_error(_unverified("self-signed certificate")),
+            _connector_error(
+                _unverified("self-signed certificate"), aiohttp.ClientConnectorCertificateError
+            ),
             "TLS error: self-signed certificate",
         ),
     ],
 )
-def test_connect_errors_name_their_os_cause(exc: httpx.ConnectError, error: str) -> None:
+def test_connect_errors_name_their_os_cause(exc: aiohttp.ClientConnectorError, error: str) -> None:
     # DNS and routing failures cannot be staged on 127.0.0.1.
     progress = _Progress(final_url="http://example.invalid/feed")
     assert _describe(exc, LIMITS, progress) == error
+
+
+class _FailingResolver(aiohttp.abc.AbstractResolver):
+    def __init__(self, error: OSError) -> None:
+        self._error = error
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        raise self._error
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_real_dns_failure_chain_is_read() -> None:
+    """The hand-made chains above match what aiohttp really raises."""
+
+    async def failure() -> BaseException:
+        resolver = _FailingResolver(socket.gaierror(socket.EAI_NONAME, "Name not known"))
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            with pytest.raises(aiohttp.ClientError) as caught:
+                await session.get("http://example.invalid/feed")
+            return caught.value
+
+    exc = asyncio.run(failure())
+    assert isinstance(exc, Exception)
+    progress = _Progress(final_url="http://example.invalid/feed")
+    assert _describe(exc, LIMITS, progress) == "could not resolve host example.invalid"
+
+
+def test_proxy_from_the_environment(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removeprefix("http://"))
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    server.routes["http://feeds.example/feed"] = Reply(body=FEED)  # the proxy sees the full URL
+    server.routes["/direct"] = Reply(body=FEED)
+    proxied = fetch("http://feeds.example/feed")
+    assert proxied.error is None and proxied.body == FEED
+    assert proxied.final_url == "http://feeds.example/feed"
+    assert fetch(server.url("/direct")).body == FEED
+    assert [r.path for r in server.requests] == ["http://feeds.example/feed", "/direct"]
+    assert server.requests[0].headers["host"] == "feeds.example"
 
 
 # --------------------------------------------------------------------------- concurrency
