@@ -35,7 +35,6 @@ from aggregator.decide import (
 )
 from aggregator.digest import render_digest
 from aggregator.errors import ParseError
-from aggregator.fetch import fetch_iter
 from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, entry_fingerprint, entry_hash
 from aggregator.models import (
@@ -156,6 +155,10 @@ class Aggregator:
                 report.skipped.append((source.name or state.title or source.url, reason))
             else:
                 by_fetch_url[state.fetch_url] = source
+        # Here, not at the top: aiohttp is a fifth of start-up, and `status`
+        # or `build` never fetch.
+        from aggregator.fetch import fetch_iter
+
         requests = [(url, self._states[s.url].validators) for url, s in by_fetch_url.items()]
         self._quiet_polls = []
         try:
