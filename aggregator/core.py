@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -47,11 +47,13 @@ from aggregator.models import (
     FeedState,
     FetchResult,
     NextPoll,
+    ParsedFeed,
     PollOutcome,
     PollRecord,
     StoryView,
     WriteReport,
 )
+from aggregator.pool import CleaningJob, CleaningPool
 from aggregator.posts import PostFolder, PostOptions
 from aggregator.publish import publish_feeds, publish_opml
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
@@ -67,6 +69,8 @@ OUTPUTS_KEY = "outputs_fingerprint"
 EXPORT_BATCH = 200
 #: Polls that stored nothing (304s, errors) are written this many to a transaction.
 QUIET_POLLS_PER_TRANSACTION = 500
+#: Feeds whose cleaned entries may wait to be stored: bounds the memory they hold.
+MAX_CLEANING = 8
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,19 @@ class UpdateReport:
 
 
 @dataclass(frozen=True)
+class _Cleaning:
+    """A feed between reading its document and storing its cleaned entries."""
+
+    source: FeedSource
+    state: FeedState
+    result: FetchResult
+    base: PollOutcome
+    digest: str
+    parsed: ParsedFeed
+    job: CleaningJob
+
+
+@dataclass(frozen=True)
 class StatusReport:
     entries_total: int
     feeds: tuple[FeedHealth, ...]
@@ -118,6 +135,8 @@ class Aggregator:
         self._states = storage.sync_feeds(config.feeds, clock())
         self._fingerprint = outputs_fingerprint(config)
         self._quiet_polls: list[PollRecord] = []
+        #: Worker processes cleaning entries (None: one per spare core).
+        self.workers: int | None = None
 
     def close(self) -> None:
         self.storage.close()
@@ -161,16 +180,31 @@ class Aggregator:
 
         requests = [(url, self._states[s.url].validators) for url, s in by_fetch_url.items()]
         self._quiet_polls = []
+        pool = CleaningPool(self.workers)
+        # Feeds whose entries are being cleaned, finished in the order they came.
+        cleaning: deque[_Cleaning] = deque()
+
+        def finished(feed_result: FeedResult, touched: set[int]) -> None:
+            report.results.append(feed_result)
+            report.changed_story_ids |= touched
+            if len(self._quiet_polls) >= QUIET_POLLS_PER_TRANSACTION:
+                self._record_quiet_polls()
+            if on_result is not None:
+                on_result(feed_result)
+
         try:
             for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
-                feed_result, touched = self._ingest(by_fetch_url[result.url], result)
-                report.results.append(feed_result)
-                report.changed_story_ids |= touched
-                if len(self._quiet_polls) >= QUIET_POLLS_PER_TRANSACTION:
-                    self._record_quiet_polls()
-                if on_result is not None:
-                    on_result(feed_result)
+                started = self._begin(by_fetch_url[result.url], result, pool)
+                if isinstance(started, _Cleaning):
+                    cleaning.append(started)
+                else:
+                    finished(*started)
+                while cleaning and (cleaning[0].job.done() or len(cleaning) > MAX_CLEANING):
+                    finished(*self._finish(cleaning.popleft()))
+            while cleaning:
+                finished(*self._finish(cleaning.popleft()))
         finally:
+            pool.close()
             self._record_quiet_polls()
         self.storage.prune_polls(self.clock())
         if publish and unpublished:
@@ -206,26 +240,54 @@ class Aggregator:
         today = self._local_day(self.clock()).isoformat()
         return self.config.site.output_dir / "digest" / f"{today}.html"
 
-    def _ingest(self, source: FeedSource, result: FetchResult) -> tuple[FeedResult, set[int]]:
+    def _begin(
+        self, source: FeedSource, result: FetchResult, pool: CleaningPool
+    ) -> tuple[FeedResult, set[int]] | _Cleaning:
+        """Record a poll that brings nothing, or read its document and start cleaning."""
         state = self._states[source.url]
-        name = source.name or state.title or source.url
         base = PollOutcome(
             started_at=result.fetched_at,
             duration=result.duration,
             http_status=result.status,
             wire_bytes=result.wire_bytes,
         )
+        started: PollOutcome | _Cleaning
         try:
-            outcome, touched = self._store(source, state, result, base)
+            started = self._read(source, state, result, base, pool)
         except Exception as e:  # a bug must cost one feed, not the run
-            log.exception("internal error while storing %s", source.url)
-            outcome = _replace_outcome(base, error=f"internal error: {type(e).__name__}: {e}")
-            timing = self._next_poll(source, state, result, outcome, state.update_hint)
-            self._quiet_polls.append(
-                PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
-            )
+            started = self._internal_error(source, state, result, base, e)
+        if isinstance(started, PollOutcome):
+            return FeedResult(source.url, self._name(source, state), started), set()
+        return started
+
+    def _finish(self, cleaning: _Cleaning) -> tuple[FeedResult, set[int]]:
+        """Deduplicate a feed's cleaned entries against the database and store them."""
+        source, state = cleaning.source, cleaning.state
+        try:
+            outcome, touched = self._store(cleaning)
+        except Exception as e:  # a bug must cost one feed, not the run
+            outcome = self._internal_error(source, state, cleaning.result, cleaning.base, e)
             touched = set()
-        return FeedResult(source.url, name, outcome), touched
+        return FeedResult(source.url, self._name(source, state), outcome), touched
+
+    def _name(self, source: FeedSource, state: FeedState) -> str:
+        return source.name or state.title or source.url
+
+    def _internal_error(
+        self,
+        source: FeedSource,
+        state: FeedState,
+        result: FetchResult,
+        base: PollOutcome,
+        error: Exception,
+    ) -> PollOutcome:
+        log.exception("internal error while storing %s", source.url, exc_info=error)
+        outcome = _replace_outcome(base, error=f"internal error: {type(error).__name__}: {error}")
+        timing = self._next_poll(source, state, result, outcome, state.update_hint)
+        self._quiet_polls.append(
+            PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
+        )
+        return outcome
 
     def _next_poll(
         self,
@@ -246,9 +308,14 @@ class Aggregator:
             failures=state.failures + 1 if failed else 0,
         )
 
-    def _store(
-        self, source: FeedSource, state: FeedState, result: FetchResult, base: PollOutcome
-    ) -> tuple[PollOutcome, set[int]]:
+    def _read(
+        self,
+        source: FeedSource,
+        state: FeedState,
+        result: FetchResult,
+        base: PollOutcome,
+        pool: CleaningPool,
+    ) -> PollOutcome | _Cleaning:
         moved_to = result.moved_to if result.error is None else None
         digest = body_hash(result.body) if result.ok and result.body is not None else None
         if digest is None or digest == state.body_hash:  # failed, 304, or the same bytes
@@ -269,14 +336,15 @@ class Aggregator:
                     moved_to=moved_to,
                 )
             )
-            return outcome, set()
+            return outcome
         assert result.body is not None
         # Imported here, not at the top: feedparser and nh3 are a large share
         # of start-up, and a re-poll that servers answer with 304 needs neither.
-        from aggregator.clean import cleaning_rules, normalise_entry
+        from aggregator.clean import cleaning_rules
         from aggregator.parse import parse_document
 
-        limit = self.config.site.fetch.max_entries_per_feed
+        fetch_limits = self.config.site.fetch
+        limit = fetch_limits.max_entries_per_feed
         try:
             parsed = parse_document(result.body, result.headers, result.final_url, limit)
         except ParseError as e:
@@ -285,20 +353,26 @@ class Aggregator:
             self._quiet_polls.append(
                 PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
             )
-            return outcome, set()
-        now = result.fetched_at
-        fetch_limits = self.config.site.fetch
+            return outcome
         # Entries stored as they stand need no cleaning: on a re-poll that is most.
         rules = cleaning_rules(fetch_limits)
         fingerprints = [entry_fingerprint(raw, rules) for raw in parsed.entries]
         known = self.storage.known_fingerprints(state.feed_id, fingerprints)
-        normalised = [
-            entry
+        batch = [
+            (raw, fingerprint)
             for raw, fingerprint in zip(parsed.entries, fingerprints, strict=True)
             if fingerprint not in known
-            and (entry := normalise_entry(raw, now, fetch_limits, fingerprint))
         ]
-        entries = newest_entries(unique_entries(normalised), limit)
+        job = pool.submit(batch, result.fetched_at, fetch_limits)
+        return _Cleaning(source, state, result, base, digest, parsed, job)
+
+    def _store(self, cleaning: _Cleaning) -> tuple[PollOutcome, set[int]]:
+        source, state, result, parsed = (
+            cleaning.source, cleaning.state, cleaning.result, cleaning.parsed
+        )  # fmt: skip
+        now = result.fetched_at
+        limit = self.config.site.fetch.max_entries_per_feed
+        entries = newest_entries(unique_entries(cleaning.job.result()), limit)
         context = self.storage.load_context(
             state.feed_id,
             source.url,
@@ -307,7 +381,7 @@ class Aggregator:
         )
         intents = decide_feed(context, entries, now)
         outcome = _replace_outcome(
-            base,
+            cleaning.base,
             warning=parsed.warning,
             new=len(intents.new) + len(intents.added),
             updated=sum(1 for u in intents.updated if u.fields is not None),
@@ -318,11 +392,11 @@ class Aggregator:
             self._next_poll(source, state, result, outcome, parsed.update_hint),
             failures_before=state.failures,
             validators=result.validators,
-            body_hash=digest,
+            body_hash=cleaning.digest,
             title=parsed.title,
             site_link=parsed.link,
             update_hint=parsed.update_hint,
-            moved_to=moved_to,
+            moved_to=result.moved_to if result.error is None else None,
         )
         return outcome, self.storage.apply(intents, poll)
 
