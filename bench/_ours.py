@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import resource
 import shutil
 import sys
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 from aggregator import cli as aggregator_cli
 from aggregator.core import Aggregator, make_aggregator
+from aggregator.pool import default_workers
 
 
 def cli(args: list[str]) -> int:
@@ -54,10 +56,17 @@ def cli(args: list[str]) -> int:
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 1
     # update() publishes from inside itself: the time it spent publishing is taken out.
+    # Cleaning workers are processes of their own, reaped by the time the
+    # command returns: the peak of memory in use is at most ours plus theirs.
+    workers = default_workers()
     timings = {
         "seconds": spent["update"] - spent["publish"],
         "update_seconds": spent["update"],
         "publish_seconds": spent["publish"],
+        "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "workers_peak_rss_mb": workers
+        * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        / 1024,
     }
     print(json.dumps(timings), flush=True)
     return code
