@@ -85,6 +85,7 @@ _XML_ENCODING_PSEUDO_ATTRIBUTE = re.compile(
 # encoding (UTF-8, GB18030, Big5, Shift_JIS…) a byte below 0x20 is never part
 # of a multi-byte character, so they can be dropped from the bytes.
 _CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])  # for bytes.translate
+_REFERENCE_START = re.compile(rb"&#")  # a regex finds it faster than `in` where "&" abounds
 _CHARACTER_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,64})|([0-9]{1,64}));")
 _SURROGATE_PAIR_REFERENCES = re.compile(
     rb"&#(?:[xX]0*([dD][89abAB][0-9a-fA-F]{2})|0*(5529[6-9]|55[3-9][0-9]{2}|56[0-2][0-9]{2}"
@@ -257,7 +258,7 @@ def prepare_body(body: bytes, content_type: str, max_entries: int = 1000) -> _Pr
     if len(without_controls) != len(body):
         body = without_controls
         repairs.append("control characters removed")
-    if b"&#" in body:
+    if _REFERENCE_START.search(body):
         repaired = _repair_character_references(body)
         if repaired != body:
             body = repaired
