@@ -138,12 +138,14 @@ def _xml_bytes(body: bytes, content_type: str) -> bytes | None:
         return None
     if declared and _codec(declared) != codec and not (data.isascii() and codec == "ascii"):
         return None  # HTTP and the document disagree
+    if codec == "utf-8":
+        return data  # libxml2 rejects every byte sequence Python's codec rejects
+    if codec == "ascii":
+        return data if data.isascii() else None
     try:
         text = data.decode(codec)
     except UnicodeDecodeError:
         return None  # feedparser would guess another encoding and warn
-    if codec in ("utf-8", "ascii"):
-        return data
     return _XML_DECLARATION.sub(b"", text.encode("utf-8"), count=1)
 
 
@@ -200,6 +202,7 @@ _TEXT_TYPES = frozenset({"text/plain", "text/html"})
 _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
 _C1_CONTROL = re.compile("[\x80-\x9f]")  # str.translate is slow on long text: look first
 _C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
+_REFERENCE_START = re.compile(rb"&#")  # faster than `in` where "&" abounds
 # An absolute URL that feedparser's join (urllib's urljoin) returns as it is, whatever the
 # base: a lower-case http(s) scheme, a plain host, a path from "/", no ";params", and a
 # query or fragment only when not empty.
@@ -286,6 +289,7 @@ class _Replay:
         self.guidislink = False
         self.inentry = False
         self.inimage = False
+        self.current = self.feed  # the image, entry or feed being read
         self.depths: dict[str, int] = {}  # property_depth_map of the current entry
         self.keys: dict[str, str] = {}
         # feedparser's namespacemap (declared prefix → its prefix) and, for
@@ -334,9 +338,10 @@ class _Replay:
         return key
 
     @staticmethod
-    def attributes(el: Any) -> dict[str, str]:
+    def attributes(items: list[tuple[str, str]]) -> dict[str, str]:
+        """An element's attributes as feedparser keys them: lower-case, rel and type too."""
         attrs: dict[str, str] = {}
-        for name, value in el.items():
+        for name, value in items:
             if name == _XML_LANG:
                 attrs["xml:lang"] = value
                 continue
@@ -349,28 +354,28 @@ class _Replay:
         return attrs
 
     def children(self, el: Any) -> None:
+        """Each child element in document order, to its handler (the replay's hot loop)."""
+        keys, special = self.keys, self.ref.special_elements
         for child in el:
-            if isinstance(child.tag, str):  # comments and PIs: feedparser ignores them
-                self.element(child)
-
-    def element(self, el: Any) -> None:
-        key = self.key(el.tag)
-        attrs = self.attributes(el)
-        self.depth += 1
-        handler = _HANDLERS.get(key)
-        if handler is not None:
-            handler(self, el, key, attrs)
-        elif key in self.ref.special_elements:
-            raise _Decline(f"<{key}>")
-        else:
-            self.plain(el, key, attrs)
-        self.depth -= 1
+            tag = child.tag
+            if not isinstance(tag, str):  # comments and PIs: feedparser ignores them
+                continue
+            key = keys.get(tag) or self.key(tag)
+            items = child.items()
+            attrs = self.attributes(items) if items else {}
+            self.depth += 1
+            handler = _HANDLERS.get(key)
+            if handler is not None:
+                handler(self, child, key, attrs)
+            elif key in special:
+                raise _Decline(f"<{key}>")
+            else:
+                self.plain(child, key, attrs)
+            self.depth -= 1
 
     def context(self) -> dict[str, Any]:
-        if self.inimage:
-            image: dict[str, Any] = self.feed["image"]
-            return image
-        return self.entries[-1] if self.inentry else self.feed
+        """feedparser's _get_context: where an element's values go."""
+        return self.current
 
     # ----------------------------------------------------------------- feedparser's pop
 
@@ -472,27 +477,28 @@ class _Replay:
     def entry(self, el: Any, key: str, attrs: dict[str, str]) -> None:
         if self.inentry or self.inimage or "lastmod" in attrs or "href" in attrs:
             raise _Decline("a nested entry, or CDF attributes")
-        self.entries.append({})
+        self.current = {}
+        self.entries.append(self.current)
         self.inentry = True
         self.guidislink = False
         self.title_depth = -1
         self.depths = {}
         self.children(el)
         self.inentry = False
+        self.current = self.feed
         self.has_content = False
 
     def image(self, el: Any, key: str, attrs: dict[str, str]) -> None:
         if self.inentry or self.inimage:
             raise _Decline("an <image> in an entry")
-        self.feed.setdefault("image", {})
+        if any(isinstance(c.tag, str) and self.key(c.tag) not in _IMAGE_CHILDREN for c in el):
+            raise _Decline("an unusual <image>")
+        self.current = self.feed.setdefault("image", {})
         self.inimage = True
         self.title_depth = -1
-        for child in el:
-            if isinstance(child.tag, str):
-                if self.key(child.tag) not in _IMAGE_CHILDREN:
-                    raise _Decline("an unusual <image>")
-                self.element(child)
+        self.children(el)
         self.inimage = False
+        self.current = self.feed
 
     def title(self, el: Any, key: str, attrs: dict[str, str]) -> None:
         kept = self.title_depth
@@ -632,7 +638,7 @@ class _Replay:
             if not isinstance(child.tag, str):
                 continue
             key = self.key(child.tag)
-            self.attributes(child)
+            self.attributes(child.items())
             self.depth += 1
             if key in ("name", "itunes_name", "email", "itunes_email"):
                 value = _text(child).strip()
@@ -786,14 +792,14 @@ def _read(body: bytes, headers: Mapping[str, str], reference: Reference) -> Feed
     root = _parse_xml(data)
     if root is None:
         raise _Decline("XML libxml2 and expat might not read alike")
-    c1 = b"&#" in data or _C1_UTF8.search(data) is not None
+    c1 = _REFERENCE_START.search(data) is not None or _C1_UTF8.search(data) is not None
     if root.tag == f"{{{_ATOM_NS}}}feed":
         replay = _Replay(reference, base, True, root.nsmap, c1)
         version, channel = "atom10", root
     elif root.tag == "rss" and root.get("version") == "2.0":
         replay = _Replay(reference, base, False, root.nsmap, c1)
         version = "rss20"
-        replay.attributes(root)
+        replay.attributes(root.items())
         replay.depth = 1
         channels = [child for child in root if isinstance(child.tag, str)]
         if len(channels) != 1 or replay.key(channels[0].tag) != "channel":
@@ -801,7 +807,7 @@ def _read(body: bytes, headers: Mapping[str, str], reference: Reference) -> Feed
         channel = channels[0]
     else:
         raise _Decline("neither RSS 2.0 nor Atom 1.0")
-    attrs = replay.attributes(channel)
+    attrs = replay.attributes(channel.items())
     if "lastmod" in attrs or "href" in attrs:
         raise _Decline("CDF attributes")
     replay.depth += 1
