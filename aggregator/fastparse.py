@@ -460,15 +460,14 @@ class _Replay:
         """An element feedparser has no handler for: kept under its own name."""
         if key in _CLOBBERING or key.endswith(("_detail", "_parsed")):
             raise _Decline(f"a plain <{key}>")
-        if attrs:
-            if key in _KEPT and not self.inentry:
+        if key in _KEPT:  # <ttl>, sy:*: what `parse` reads, as text or as attributes
+            text = _text(el)
+            if not attrs:
+                self.pop(key, text)
+            elif not self.inentry:
                 self.context()[key] = attrs
-            self.children(el)
             return
-        text = (el.text or "") + "".join(child.tail or "" for child in el)
         self.children(el)
-        if key in _KEPT:
-            self.pop(key, text)
 
     def harmless(self, el: Any, key: str, attrs: dict[str, str]) -> None:
         """Handled by feedparser, but into nothing `parse` reads."""

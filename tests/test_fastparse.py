@@ -332,6 +332,7 @@ DECLINED = {
     "georss": rss(
         '<item><georss:point xmlns:georss="http://www.georss.org/georss">1 2</georss:point></item>'
     ),
+    "markup inside a ttl": rss("", "<title>T</title><ttl><x:minutes a='1'>5</x:minutes></ttl>"),
     "xml 1.1": b'<?xml version="1.1"?><rss version="2.0"><channel><title>T</title></channel></rss>',
     "not xml at all": b"<html><body>hello</body></html>",
 }
@@ -368,6 +369,37 @@ def test_fast_reader_declines_what_the_slow_path_sees_otherwise(
 @pytest.mark.parametrize("url", ["ftp://t.example/feed.xml", "https://t.example/feed?", "x"])
 def test_a_base_url_feedparser_would_rewrite_is_declined(url: str) -> None:
     declined(rss("<item><link>a.html</link></item>"), RSS, url)
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        b"\xc0\xaf",
+        b"\xe0\x80\xaf",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+        b"\x80",
+        b"\xe4\xb8",
+        b"\xff",
+    ],
+    ids=[
+        "overlong",
+        "overlong-3",
+        "surrogate",
+        "beyond-unicode",
+        "continuation",
+        "truncated",
+        "ff",
+    ],
+)
+def test_libxml2_rejects_the_utf8_that_python_rejects(sequence: bytes) -> None:
+    """fastparse leaves UTF-8 checking to libxml2, so it must be as strict as Python's codec.
+
+    (Such bytes never get this far in parse_document: prepare_body replaces them.)
+    """
+    body = rss("<item><title>x</title></item>").replace(b">x<", b">x" + sequence + b"<")
+    headers = {"content-type": "application/xml", "content-location": URL}
+    assert fastparse.read_feed(body, headers, parse._REFERENCE) is None
 
 
 def test_json_is_never_read_fast() -> None:
