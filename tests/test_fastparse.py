@@ -289,6 +289,98 @@ def test_blank_lines_before_the_declaration() -> None:
     read_alike(b"\n\n  " + rss("<item><title>x</title></item>"), RSS)
 
 
+# Random documents: the order and repetition of elements is where feedparser's
+# state (first title wins, a second summary becomes content, a guid becomes the
+# link unless one came first…) shows; each piece below is one replayed element.
+RSS_ITEM_PIECES = [
+    "<title>Plain</title>", "<title></title>", "<title>Tom &amp;amp; &lt;b&gt;J&lt;/b&gt;</title>",
+    "<title>CafÃ© &#147;q&#148;</title>", "<link>https://t.example/a</link>",
+    "<link>/rel?a=1&amp;amp;b</link>", "<link> c.html </link>",
+    "<atom:link rel='enclosure' href='/e.mp3'/>", "<atom:link href='https://t.example/alt'/>",
+    "<guid>https://t.example/g</guid>", "<guid isPermaLink='false'>g-1</guid>", "<guid>123</guid>",
+    "<description>&lt;p&gt;D&lt;/p&gt;</description>", "<description>plain</description>",
+    "<content:encoded>&lt;p&gt;C&lt;/p&gt;</content:encoded>", "<itunes:summary>S</itunes:summary>",
+    "<atom:summary type='html'>&lt;b&gt;s&lt;/b&gt;</atom:summary>",
+    "<media:description>M</media:description>", "<pubDate>Tue, 14 May 2024 07:30:00 GMT</pubDate>",
+    "<pubDate>junk</pubDate>", "<dc:date>2024-05-14T07:30:00+02:00</dc:date>",
+    "<atom:updated>2024-05-14</atom:updated>", "<author>jane@example.com (Jane)</author>",
+    "<dc:creator>Creator</dc:creator>", "<itunes:author>Host</itunes:author>",
+    "<category>World</category>", "<category domain='d'>Politics</category>", "<category/>",
+    "<dc:subject>S</dc:subject>", "<itunes:keywords>a, b,,c</itunes:keywords>",
+    "<itunes:category text='Tech'/>", "<enclosure url='https://c.example/a.mp3' length='12'/>",
+    "<enclosure url='/b.png' type='image/png' length='x'/>",
+    "<media:thumbnail url='https://i.example/t.jpg'/>",
+    "<media:thumbnail>https://i.example/u.jpg</media:thumbnail>",
+    "<media:content url='https://i.example/p.jpg' medium='image'/>",
+    "<media:content url='https://i.example/v.mp4' type='video/mp4'/>",
+    "<media:group><media:title>G</media:title><media:content url='https://i.example/g.png' "
+    "type='image/png'/><media:description>GD</media:description></media:group>",
+    "<media:title>MT</media:title>", "<dc:title>DT</dc:title>",
+    "<itunes:image href='https://i.example/c.jpg'/>", "<comments>/c</comments>",
+    "<x:plain a='1'>v</x:plain>", "<x:plain>v</x:plain>", "<!-- c -->",
+]  # fmt: skip
+ATOM_ENTRY_PIECES = [
+    "<title>Plain</title>", "<title type='html'>&lt;em&gt;T&lt;/em&gt;</title>", "<title></title>",
+    "<link href='https://t.example/a'/>", "<link rel='self' href='/s'/>", "<link href=''/>",
+    "<link rel='enclosure' href='/e.mp3' length='3'/>", "<link rel='alternate' type='text/plain' "
+    "href='/t'/>", "<id>urn:uuid:1</id>", "<id>https://t.example/id</id>", "<id>7</id>",
+    "<summary>S &amp; s</summary>", "<summary type='html'>&lt;b&gt;S&lt;/b&gt;</summary>",
+    "<content type='html'>&lt;p&gt;C&lt;/p&gt;</content>", "<content>text\n\nparas</content>",
+    "<updated>2024-05-14T07:30:00Z</updated>", "<published>2024-05-13T07:30:00-05:00</published>",
+    "<updated>junk</updated>", "<author><name>N</name><email>n@t.example</email></author>",
+    "<author><email>only@t.example</email></author>", "<author><name>Solo</name></author>",
+    "<contributor><name>C</name></contributor>", "<category term='a'/>",
+    "<category term='b' scheme='s' label='B'/>", "<category label='L'/>",
+    "<media:group><media:title>YT</media:title><media:thumbnail url='https://y.example/t.jpg'/>"
+    "<media:description>Notes</media:description></media:group>",
+    "<media:thumbnail url='https://i.example/t.jpg'/>", "<x:plain>v</x:plain>", "<!-- c -->",
+]  # fmt: skip
+RSS_CHANNEL_PIECES = [
+    "<title>Channel</title>", "<title></title>", "<link>https://t.example/</link>",
+    "<atom:link rel='self' href='/feed.xml'/>", "<atom:link href='https://t.example/alt'/>",
+    "<description>D</description>", "<itunes:summary>S</itunes:summary>", "<ttl>60</ttl>",
+    "<sy:updatePeriod>hourly</sy:updatePeriod>", "<sy:updateFrequency>2</sy:updateFrequency>",
+    "<image><title>Logo</title><url>/l.png</url><link>/</link></image>",
+    "<managingEditor>ed@t.example (Ed)</managingEditor>", "<itunes:image href='/show.jpg'/>",
+    "<itunes:owner><itunes:name>O</itunes:name><itunes:email>o@t.example</itunes:email>"
+    "</itunes:owner>", "<language>en</language>", "<guid>https://t.example/cg</guid>",
+]  # fmt: skip
+ATOM_FEED_PIECES = [
+    "<title>Feed</title>", "<title type='html'>&lt;b&gt;F&lt;/b&gt;</title>",
+    "<link href='https://t.example/'/>", "<link rel='self' href='/feed.xml'/>",
+    "<id>https://t.example/feed-id</id>", "<author><name>Feed Author</name></author>",
+    "<author><email>fa@t.example</email></author>", "<subtitle>s</subtitle>",
+    "<updated>2024-01-01T00:00:00Z</updated>", "<icon>/i.png</icon>",
+]  # fmt: skip
+
+
+def random_document(rnd: random.Random) -> tuple[bytes, dict[str, str]]:
+    is_atom = rnd.random() < 0.5
+    entry, channel = (
+        ("entry", ATOM_ENTRY_PIECES) if is_atom else ("item", RSS_ITEM_PIECES),
+        ATOM_FEED_PIECES if is_atom else RSS_CHANNEL_PIECES,
+    )
+    parts = rnd.choices(channel, k=rnd.randint(0, 6))
+    for _ in range(rnd.randint(0, 4)):
+        pieces = rnd.choices(entry[1], k=rnd.randint(0, 10))
+        if pieces and rnd.random() < 0.2:  # one piece a level deeper, inside a plain element
+            pieces[0] = f"<x:wrap>{pieces[0]}</x:wrap>"
+        parts.append(f"<{entry[0]}>{''.join(pieces)}</{entry[0]}>")
+    rnd.shuffle(parts)
+    if is_atom:
+        namespaces = NAMESPACES.replace('xmlns:atom="http://www.w3.org/2005/Atom" ', "")
+        body = f'<feed xmlns="http://www.w3.org/2005/Atom" {namespaces}>{"".join(parts)}</feed>'
+        return body.encode(), ATOM
+    return rss("".join(parts), ""), RSS
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_documents_read_alike(seed: int) -> None:
+    rnd = random.Random(seed)
+    for _ in range(100):
+        read_alike(*random_document(rnd))
+
+
 # --------------------------------------------------------------------------- declined
 
 DECLINED = {
