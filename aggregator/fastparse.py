@@ -801,8 +801,10 @@ def _read(body: bytes, headers: Mapping[str, str], reference: Reference) -> Feed
         replay.attributes(root.items())
         replay.depth = 1
         channels = [child for child in root if isinstance(child.tag, str)]
-        if len(channels) != 1 or replay.key(channels[0].tag) != "channel":
-            raise _Decline("an <rss> without exactly one <channel>")
+        if not channels:
+            return {"version": version, "feed": {}, "entries": []}
+        if len(channels) > 1 or replay.key(channels[0].tag) != "channel":
+            raise _Decline("an <rss> with more than one <channel>")
         channel = channels[0]
     else:
         raise _Decline("neither RSS 2.0 nor Atom 1.0")

@@ -200,6 +200,7 @@ READ_ALIKE = {
         "<title xml:lang='fr'>Ca\u0300fe\u0301 \u4e2d\u6587</title>",
     ),
     "rss: an empty channel": rss(""),
+    "rss: no channel at all": b'<rss version="2.0">\n</rss>',
     "atom: plain entry": atom(
         "<entry><title>A</title><link href='https://t.example/a'/><id>urn:uuid:1</id>"
         "<updated>2024-05-14T07:30:00Z</updated><published>2024-05-13T07:30:00+02:00</published>"
@@ -562,7 +563,7 @@ def test_feedparser_corpus_reads_alike_wherever_the_fast_reader_answers() -> Non
         f"{answered - len(differing)}; most common reasons to decline: {common}",
     )
     assert not differing
-    assert answered >= 700  # the corpus is fixed: fewer means the reader stopped answering
+    assert answered >= 740  # the corpus is fixed: fewer means the reader stopped answering
 
 
 def test_benchmark_documents_all_read_fast(tmp_path: Path) -> None:
