@@ -23,8 +23,10 @@ It declines, rather than reproduce:
 - XML 1.1; a DOCTYPE (feedparser rewrites entity declarations); any libxml2
   error or warning; non-ASCII element or attribute names (expat and libxml2
   follow different editions of the XML name rules);
-- namespace declarations below the root, and prefixed attributes other than
-  `xml:lang` (feedparser files them under two names);
+- a namespace prefix bound to two namespaces, or a namespace under two
+  prefixes (feedparser's naming would then depend on the order of things),
+  and prefixed attributes other than `xml:lang` (feedparser files them under
+  two names);
 - `xml:base` or a `base` attribute, and a base URL feedparser would rewrite;
 - markup inside text elements (feedparser re-serialises it), content types
   other than text and HTML, `src`/`mode` on content, base64;
@@ -167,12 +169,12 @@ def _parse_xml(data: bytes) -> Any:
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None:
         return None  # feedparser rewrites the DOCTYPE and its entities
-    if data.count(b"xmlns") != len(root.nsmap):
-        # Declarations below the root change feedparser's prefix table mid-document.
-        declared = root.nsmap
-        if any(el.nsmap != declared for el in root.iter(etree.Element)):
-            return None
     return root
+
+
+def _declarations(root: Any) -> list[tuple[str, str]]:
+    """Every namespace declaration, (prefix or "", URI), in document order."""
+    return [declared for _, declared in etree.iterwalk(root, events=("start-ns",))]
 
 
 # --------------------------------------------------------------------------- the replay
@@ -274,7 +276,12 @@ class _Replay:
     """feedparser's state machine for one document, on lxml's tree instead of SAX events."""
 
     def __init__(
-        self, reference: Reference, base: str, atom: bool, nsmap: Mapping[Any, str], c1: bool
+        self,
+        reference: Reference,
+        base: str,
+        atom: bool,
+        declarations: list[tuple[str, str]],
+        c1: bool,
     ):
         self.ref = reference
         self.base = base
@@ -294,20 +301,37 @@ class _Replay:
         self.keys: dict[str, str] = {}
         # feedparser's namespacemap (declared prefix → its prefix) and, for
         # namespaces it does not know, the prefix the document declared.
-        self.namespacemap: dict[str | None, str] = {}
+        self.namespacemap: dict[str, str] = {}
         self.unknown: dict[str, str] = {}
-        for prefix, uri in nsmap.items():
+        self.track_namespaces(declarations)
+
+    def track_namespaces(self, declarations: list[tuple[str, str]]) -> None:
+        """feedparser's track_namespace for every declaration, wherever it stands.
+
+        feedparser keeps each declaration from where it is met to the end of
+        the document, so what an element is called could depend on what came
+        before it. It cannot here: each prefix but the default is bound to one
+        namespace, each namespace feedparser does not know to one prefix, and
+        no prefix of feedparser's own is given to another namespace.
+        """
+        bound: dict[str, str] = {}
+        for prefix, uri in declarations:
+            if not uri:
+                continue  # xmlns="": feedparser ignores it
             lower = uri.lower()
             if "backend.userland.com/rss" in lower:
                 lower = "http://backend.userland.com/rss"
             if lower in _RSS_1_NAMESPACES:
                 raise _Decline("an RSS 1.0/0.90 namespace")
-            if lower in reference.prefixes:
-                self.namespacemap[prefix] = reference.prefixes[lower]
-            elif uri in self.unknown:
+            if prefix and bound.setdefault(prefix, uri) != uri:
+                raise _Decline("a prefix bound to two namespaces")
+            if lower in self.ref.prefixes:
+                known = self.ref.prefixes[lower]
+                if prefix and prefix != known and prefix.lower() in self.ref.prefixes.values():
+                    raise _Decline("a prefix of feedparser's own given to another namespace")
+                self.namespacemap[prefix] = known
+            elif self.unknown.setdefault(uri, prefix) != prefix:
                 raise _Decline("one namespace under two prefixes")
-            else:
-                self.unknown[uri] = prefix or ""
 
     # ----------------------------------------------------------------- element plumbing
 
@@ -324,7 +348,9 @@ class _Replay:
                 lower = "http://backend.userland.com/rss"
             prefix = self.ref.prefixes.get(lower)
             if prefix is None:
-                prefix = self.unknown.get(uri, "")
+                prefix = self.unknown.get(uri)
+                if prefix is None:
+                    raise _Decline("a namespace not seen declared")
         else:
             prefix, local = "", tag
         name = f"{prefix}:{local}".lower() if prefix else local.lower()
@@ -793,10 +819,10 @@ def _read(body: bytes, headers: Mapping[str, str], reference: Reference) -> Feed
         raise _Decline("XML libxml2 and expat might not read alike")
     c1 = _REFERENCE_START.search(data) is not None or _C1_UTF8.search(data) is not None
     if root.tag == f"{{{_ATOM_NS}}}feed":
-        replay = _Replay(reference, base, True, root.nsmap, c1)
+        replay = _Replay(reference, base, True, _declarations(root), c1)
         version, channel = "atom10", root
     elif root.tag == "rss" and root.get("version") == "2.0":
-        replay = _Replay(reference, base, False, root.nsmap, c1)
+        replay = _Replay(reference, base, False, _declarations(root), c1)
         version = "rss20"
         replay.attributes(root.items())
         replay.depth = 1

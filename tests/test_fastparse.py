@@ -199,6 +199,13 @@ READ_ALIKE = {
         "<description><![CDATA[<p>cdata &amp; more</p>]]></description></item>",
         "<title xml:lang='fr'>Ca\u0300fe\u0301 \u4e2d\u6587</title>",
     ),
+    "rss: namespaces declared below the root (WordPress.com's post-id)": rss(
+        '<site xmlns="com-wordpress:feed-additions:1">123</site><item><title>x</title>'
+        '<post-id xmlns="com-wordpress:feed-additions:1">7</post-id>'
+        '<y:z xmlns:y="https://y.example/">1</y:z><media:thumbnail '
+        'xmlns:media="http://search.yahoo.com/mrss/" url="https://i.example/t.jpg"/></item>'
+        '<item><y:z xmlns:y="https://y.example/">2</y:z></item>'
+    ),
     "rss: an empty channel": rss(""),
     "rss: no channel at all": b'<rss version="2.0">\n</rss>',
     "atom: plain entry": atom(
@@ -402,8 +409,16 @@ DECLINED = {
     "broken xml": rss("<item><title>x</item>"),
     "an html entity": rss("<item><title>a&nbsp;b</title></item>"),
     "markup inside a title": rss("<item><title>a <b>b</b></title></item>"),
-    "a namespace declared below the root": rss(
-        '<item xmlns:y="https://y.example/"><y:z>1</y:z></item>'
+    "a prefix bound to two namespaces": rss(
+        '<item><y:z xmlns:y="https://y.example/">1</y:z><y:z xmlns:y="https://z.example/">2</y:z>'
+        "</item>"
+    ),
+    "a namespace under two prefixes": rss(
+        '<item><y:z xmlns:y="https://y.example/">1</y:z></item>'
+        '<item><z xmlns="https://y.example/">2</z></item>'
+    ),
+    "a prefix of feedparser's given to another namespace": rss(
+        '<item><dc:z xmlns:dc="http://search.yahoo.com/mrss/">1</dc:z></item>'
     ),
     "a prefixed attribute": rss('<item><enclosure x:url="https://e/" url="https://f/"/></item>'),
     "a source element": rss("<item><source url='https://s/'>S</source></item>"),
@@ -531,7 +546,7 @@ def test_the_url_shortcut_joins_exactly_as_feedparser() -> None:
         for _ in range(5000)
     ] + ["https://x/?", "http://x/#", "http://x/a;", "http://x/../a", "urn:a//b", "http:rel"]
     for base in ("http://t.example/a/b.xml", "https://t.example/", "http://t.example:8/f?q#x"):
-        replay = fastparse._Replay(parse._REFERENCE, base, False, {}, False)
+        replay = fastparse._Replay(parse._REFERENCE, base, False, [], False)
         assert [replay.join(u) for u in urls] == [join(base, u) for u in urls]
 
 
