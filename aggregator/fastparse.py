@@ -594,14 +594,19 @@ class _Replay:
             tags.append(value)
 
     def category(self, el: Any, key: str, attrs: dict[str, str]) -> None:
-        if key == "itunes_category":
+        if key == "itunes_category":  # podcasts nest subcategories: each adds its tag
             self.add_tag(attrs.get("text"), "http://www.itunes.com/", None)
+            if any(isinstance(c.tag, str) and self.key(c.tag) != key for c in el):
+                raise _Decline("markup inside an <itunes:category>")
+            text = (el.text or "") + "".join(child.tail or "" for child in el)
+            self.children(el)
         else:
             if key == "media_category":
                 attrs.setdefault("scheme", "http://search.yahoo.com/mrss/category_schema")
             scheme = attrs.get("scheme", attrs.get("domain"))
             self.add_tag(attrs.get("term"), scheme, attrs.get("label"))
-        value = self.pop("category", _text(el))
+            text = _text(el)
+        value = self.pop("category", text)
         if not value:
             return
         tags = self.context()["tags"]

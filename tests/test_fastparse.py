@@ -154,6 +154,10 @@ READ_ALIKE = {
         '<dc:subject>Subject</dc:subject><media:category label="L">m</media:category>'
         '<itunes:category text="Tech"/><itunes:keywords>a, b,,c</itunes:keywords>'
         "<media:keywords>k1, k2</media:keywords></item>"
+        '<item><itunes:category text="Arts"><itunes:category text="Design"/> '
+        '<itunes:category text="Books">Novels</itunes:category></itunes:category></item>',
+        '<title>T</title><itunes:category text="Technology"><itunes:category text="Podcasting"/>'
+        "</itunes:category>",
     ),
     "rss: enclosures, thumbnails, media and itunes images": rss(
         '<item><enclosure url="https://c.example/a.mp3" type="audio/mpeg" length="123"/>'
