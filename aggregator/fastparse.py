@@ -1,4 +1,4 @@
-"""Plain RSS 2.0 and Atom 1.0 read with lxml exactly as feedparser reads them. Sole lxml importer.
+"""Plain RSS 2.0 and Atom 1.0 read with lxml exactly as feedparser reads them. lxml's only importer.
 
 feedparser takes most of the ingest time (about 1,500 entries/s on the
 benchmark corpus, where libxml2 reads the same bytes at over 60,000). This
@@ -222,25 +222,14 @@ _EMAIL = re.compile(
     r"""(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"""
     r"""([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"""
 )
-# The keys `parse` reads that plain text storage can write; nothing else is kept.
-_KEPT = frozenset(
-    {
-        "id",
-        "title",
-        "link",
-        "summary",
-        "author",
-        "content",
-        "ttl",
-        "sy_updateperiod",
-        "sy_updatefrequency",
-    }
-)
-# Keys holding feedparser's own structures: a plain element of that name would clobber them.
+# Plain elements (no feedparser handler) whose text `parse` reads: a feed's rhythm.
+_RHYTHM = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
+# What pop() stores: the keys `parse` reads that text is stored under; nothing else is kept.
+_KEPT = frozenset({"id", "title", "link", "summary", "author", "content"}) | _RHYTHM
+# Keys of feedparser's own structures: a plain element of that name would clobber them.
 _CLOBBERING = frozenset(
-    {"links", "authors", "contributors", "enclosures", "tags", "content", "image", "guidislink"}
-    | _KEPT - {"ttl", "sy_updateperiod", "sy_updatefrequency"}
-)
+    {"links", "authors", "contributors", "enclosures", "tags", "image", "guidislink"}
+) | (_KEPT - _RHYTHM)
 
 
 _CONTENT_TYPES = {
@@ -486,7 +475,7 @@ class _Replay:
         """An element feedparser has no handler for: kept under its own name."""
         if key in _CLOBBERING or key.endswith(("_detail", "_parsed")):
             raise _Decline(f"a plain <{key}>")
-        if key in _KEPT:  # <ttl>, sy:*: what `parse` reads, as text or as attributes
+        if key in _RHYTHM:  # read by `parse`, as text or (then useless) as attributes
             text = _text(el)
             if not attrs:
                 self.pop(key, text)
