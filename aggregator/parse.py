@@ -2,7 +2,11 @@
 
 RSS and Atom go through feedparser with its sanitiser and relative-URI pass
 turned off: `clean` sanitises with nh3 and resolves URLs itself, and both
-passes are among feedparser's slowest. JSON Feed, which feedparser 6.0 cannot
+passes are among feedparser's slowest. Plain RSS 2.0 and Atom 1.0 are first
+offered to `fastparse`, which reads them with lxml into the very result
+feedparser would give, about ten times faster, and declines everything else;
+feedparser stays the reference (`parse_fast` and `parse_with_feedparser` let
+tests hold the two side by side). JSON Feed, which feedparser 6.0 cannot
 read, goes through a small adapter at the end of this module.
 
 Before feedparser sees the bytes, a few repairs that feedparser gets wrong are
@@ -39,6 +43,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
+from aggregator import fastparse
 from aggregator.clean import TITLE_LIMIT, absolute_web_url, text_field
 from aggregator.errors import ParseError
 from aggregator.models import Enclosure, ParsedFeed, RawEntry
@@ -79,7 +84,8 @@ _XML_ENCODING_PSEUDO_ATTRIBUTE = re.compile(
 # XML 1.0 forbids these C0 controls even as references. In an ASCII-compatible
 # encoding (UTF-8, GB18030, Big5, Shift_JIS…) a byte below 0x20 is never part
 # of a multi-byte character, so they can be dropped from the bytes.
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])  # for bytes.translate
+_REFERENCE_START = re.compile(rb"&#")  # a regex finds it faster than `in` where "&" abounds
 _CHARACTER_REFERENCE = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,64})|([0-9]{1,64}));")
 _SURROGATE_PAIR_REFERENCES = re.compile(
     rb"&#(?:[xX]0*([dD][89abAB][0-9a-fA-F]{2})|0*(5529[6-9]|55[3-9][0-9]{2}|56[0-2][0-9]{2}"
@@ -97,10 +103,29 @@ def parse_document(
     as the base when the document names none. Of an XML document with more
     than `max_entries` entries only the first are read (feeds list the newest
     first); the caller keeps the newest of what comes back.
+
+    Plain RSS 2.0 and Atom 1.0 are read by `fastparse` (lxml), everything it
+    declines by feedparser; both give the same `ParsedFeed`.
     """
     if _looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(body, url)
-    return _parse_xml_feed(body, headers, url, max_entries)
+    prepared, passed = _prepare(body, headers, url, max_entries)
+    fast = _read_fast(prepared, passed)
+    return fast if fast is not None else _read_with_feedparser(body, url, prepared, passed)
+
+
+def parse_fast(
+    body: bytes, headers: Mapping[str, str], url: str, max_entries: int = 1000
+) -> ParsedFeed | None:
+    """What `parse_document` returns for an XML feed that `fastparse` reads; None if it declines."""
+    return _read_fast(*_prepare(body, headers, url, max_entries))
+
+
+def parse_with_feedparser(
+    body: bytes, headers: Mapping[str, str], url: str, max_entries: int = 1000
+) -> ParsedFeed:
+    """An XML feed read by feedparser alone: the reference that `parse_fast` must equal."""
+    return _read_with_feedparser(body, url, *_prepare(body, headers, url, max_entries))
 
 
 def update_hint(ttl: str | None, period: str | None, frequency: str | None) -> timedelta | None:
@@ -229,10 +254,11 @@ def prepare_body(body: bytes, content_type: str, max_entries: int = 1000) -> _Pr
     stripped = body.lstrip(b" \t\r\n")
     if stripped.startswith(b"<?xml"):
         body = stripped  # a CMS's blank lines before the XML declaration
-    if _CONTROL_BYTES.search(body):
-        body = _CONTROL_BYTES.sub(b"", body)
+    without_controls = body.translate(None, _CONTROL_BYTES)
+    if len(without_controls) != len(body):
+        body = without_controls
         repairs.append("control characters removed")
-    if b"&#" in body:
+    if _REFERENCE_START.search(body):
         repaired = _repair_character_references(body)
         if repaired != body:
             body = repaired
@@ -357,6 +383,23 @@ def _feedparser_headers(headers: Mapping[str, str], content_type: str, url: str)
     return passed
 
 
+# What fastparse borrows from feedparser, so that both read a document alike.
+_REFERENCE = fastparse.Reference(
+    parse_date=feedparser.datetimes._parse_date,
+    looks_like_html=feedparser.mixin._FeedParserMixin.looks_like_html,
+    join_url=feedparser.urls._urljoin,
+    cp1252=feedparser.html._cp1252,
+    prefixes={
+        uri.lower(): prefix for uri, prefix in feedparser.mixin._FeedParserMixin.namespaces.items()
+    },
+    special_elements=frozenset(
+        name.removeprefix("_start_").removeprefix("_end_")
+        for name in dir(feedparser.api.StrictFeedParser)
+        if name.startswith(("_start_", "_end_"))
+    ),
+)
+
+
 def _run_feedparser(body: bytes, headers: Mapping[str, str]) -> Any:
     # A BytesIO, never the bytes themselves: given bytes, feedparser tries
     # open() first, so a body like b"/etc/passwd" would read a local file.
@@ -371,11 +414,31 @@ def _run_feedparser(body: bytes, headers: Mapping[str, str]) -> Any:
         raise ParseError(f"unreadable feed: {_describe(e)}") from e
 
 
-def _parse_xml_feed(
+def _prepare(
     body: bytes, headers: Mapping[str, str], url: str, max_entries: int
-) -> ParsedFeed:
+) -> tuple[_Prepared, dict[str, str]]:
+    """The repaired bytes and the headers that both XML readers are given."""
     prepared = prepare_body(body, headers.get("content-type", ""), max_entries)
-    passed = _feedparser_headers(headers, prepared.content_type, url)
+    return prepared, _feedparser_headers(headers, prepared.content_type, url)
+
+
+def _read_fast(prepared: _Prepared, passed: Mapping[str, str]) -> ParsedFeed | None:
+    """The feed as `fastparse` reads it, or None for feedparser to read.
+
+    Repaired bytes go to feedparser, whose warning tells of the repair.
+    """
+    if prepared.repairs:
+        return None
+    try:
+        result = fastparse.read_feed(prepared.body, passed, _REFERENCE)
+        return None if result is None else _parsed_feed(result, passed["content-location"], None)
+    except Exception:  # a fault of the fast path must never cost a feed: feedparser reads it
+        return None
+
+
+def _read_with_feedparser(
+    body: bytes, url: str, prepared: _Prepared, passed: Mapping[str, str]
+) -> ParsedFeed:
     result = _run_feedparser(prepared.body, passed)
     version: str = result.get("version") or ""
     entries = result.get("entries") or []

@@ -11,7 +11,7 @@ import pytest
 from aggregator.clean import normalise_entry
 from aggregator.errors import ParseError
 from aggregator.models import Enclosure, ParsedFeed, RawEntry
-from aggregator.parse import parse_document, update_hint
+from aggregator.parse import parse_document, parse_with_feedparser, update_hint
 from tests.conftest import shared_path
 from tests.corpus import SCRIPT_PAYLOAD, corpus_files, corpus_headers
 
@@ -320,7 +320,8 @@ def test_feedparser_exception_becomes_parse_error(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(feedparser, "parse", explode)
     with pytest.raises(ParseError, match="unreadable feed") as caught:
-        parse_document(rss_document(""), RSS, "https://x/")
+        # parse_document would read this plain RSS with fastparse, never calling feedparser.
+        parse_with_feedparser(rss_document(""), RSS, "https://x/")
     assert isinstance(caught.value.__cause__, UnicodeEncodeError)
 
 
