@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from slugify import slugify
@@ -45,6 +46,9 @@ def _is_tracking(name: str) -> bool:
     return lowered in TRACKING_PARAMETERS or lowered.startswith(TRACKING_PREFIXES)
 
 
+# Cached: each document's links are canonicalised to load the stories they
+# match, then again to decide.
+@lru_cache(maxsize=4096)
 def canonical_link(url: str | None) -> str | None:
     """The form of a link under which cross-posts of one story compare equal.
 

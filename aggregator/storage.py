@@ -227,6 +227,7 @@ class MetaRow(Base):
 _STORIES = cast(Table, StoryRow.__table__)
 _SOURCES = cast(Table, SourceRow.__table__)
 _FEEDS = cast(Table, FeedRow.__table__)
+_POLLS = cast(Table, PollRow.__table__)
 
 
 # --------------------------------------------------------------------------- opening
@@ -665,7 +666,7 @@ class Storage:
                 # Pages list failing sources: a kill before they are rebuilt must
                 # not hide this change from the next run.
                 self._set_meta(session, UNPUBLISHED_KEY, "1")
-            session.execute(insert(PollRow), [_poll_row(p.feed_id, p.outcome) for p in polls])
+            session.execute(insert(_POLLS), [_poll_row(p.feed_id, p.outcome) for p in polls])
             by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
             for poll in polls:
                 values = _feed_values(poll)
@@ -684,14 +685,15 @@ class Storage:
         self.record_polls([poll])
 
     def _record_poll(self, session: Session, poll: PollRecord) -> None:
-        state, error = session.execute(
-            select(FeedRow.state, FeedRow.last_error).where(FeedRow.id == poll.feed_id)
+        connection = session.connection()  # Core: once per stored poll, it adds up
+        state, error = connection.execute(
+            select(_FEEDS.c.state, _FEEDS.c.last_error).where(_FEEDS.c.id == poll.feed_id)
         ).one()
         if _failing_changed((state, error), poll.outcome):
             self._set_meta(session, UNPUBLISHED_KEY, "1")
-        session.execute(insert(PollRow).values(**_poll_row(poll.feed_id, poll.outcome)))
-        session.execute(
-            update(FeedRow).where(FeedRow.id == poll.feed_id).values(**_feed_values(poll))
+        connection.execute(insert(_POLLS).values(**_poll_row(poll.feed_id, poll.outcome)))
+        connection.execute(
+            update(_FEEDS).where(_FEEDS.c.id == poll.feed_id).values(**_feed_values(poll))
         )
 
     def prune_polls(self, now: datetime) -> None:
