@@ -47,13 +47,12 @@ from aggregator.models import (
     FeedState,
     FetchResult,
     NextPoll,
-    ParsedFeed,
     PollOutcome,
     PollRecord,
     StoryView,
     WriteReport,
 )
-from aggregator.pool import CleaningJob, CleaningPool
+from aggregator.pool import CleaningJob, CleaningPool, Document
 from aggregator.posts import PostFolder, PostOptions
 from aggregator.publish import publish_feeds, publish_opml
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
@@ -107,7 +106,6 @@ class _Cleaning:
     result: FetchResult
     base: PollOutcome
     digest: str
-    parsed: ParsedFeed
     job: CleaningJob
 
 
@@ -338,22 +336,21 @@ class Aggregator:
             )
             return outcome
         assert result.body is not None
+        fetch_limits = self.config.site.fetch
+        limit = fetch_limits.max_entries_per_feed
+        if state.body_hash is None:  # nothing stored, so nothing to look up before cleaning
+            document = Document(result.body, result.headers, result.final_url, limit)
+            job = pool.submit_document(document, result.fetched_at, fetch_limits)
+            return _Cleaning(source, state, result, base, digest, job)
         # Imported here, not at the top: feedparser and nh3 are a large share
         # of start-up, and a re-poll that servers answer with 304 needs neither.
         from aggregator.clean import cleaning_rules
         from aggregator.parse import parse_document
 
-        fetch_limits = self.config.site.fetch
-        limit = fetch_limits.max_entries_per_feed
         try:
             parsed = parse_document(result.body, result.headers, result.final_url, limit)
         except ParseError as e:
-            outcome = _replace_outcome(base, error=str(e))
-            timing = self._next_poll(source, state, result, outcome, state.update_hint)
-            self._quiet_polls.append(
-                PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
-            )
-            return outcome
+            return self._parse_failed(source, state, result, base, e)
         # Entries stored as they stand need no cleaning: on a re-poll that is most.
         rules = cleaning_rules(fetch_limits)
         fingerprints = [entry_fingerprint(raw, rules) for raw in parsed.entries]
@@ -363,16 +360,33 @@ class Aggregator:
             for raw, fingerprint in zip(parsed.entries, fingerprints, strict=True)
             if fingerprint not in known
         ]
-        job = pool.submit(batch, result.fetched_at, fetch_limits)
-        return _Cleaning(source, state, result, base, digest, parsed, job)
+        job = pool.submit(parsed, batch, result.fetched_at, fetch_limits)
+        return _Cleaning(source, state, result, base, digest, job)
+
+    def _parse_failed(
+        self,
+        source: FeedSource,
+        state: FeedState,
+        result: FetchResult,
+        base: PollOutcome,
+        error: ParseError,
+    ) -> PollOutcome:
+        outcome = _replace_outcome(base, error=str(error))
+        timing = self._next_poll(source, state, result, outcome, state.update_hint)
+        self._quiet_polls.append(
+            PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
+        )
+        return outcome
 
     def _store(self, cleaning: _Cleaning) -> tuple[PollOutcome, set[int]]:
-        source, state, result, parsed = (
-            cleaning.source, cleaning.state, cleaning.result, cleaning.parsed
-        )  # fmt: skip
+        source, state, result = cleaning.source, cleaning.state, cleaning.result
+        try:
+            parsed, cleaned = cleaning.job.result()
+        except ParseError as e:
+            return self._parse_failed(source, state, result, cleaning.base, e), set()
         now = result.fetched_at
         limit = self.config.site.fetch.max_entries_per_feed
-        entries = newest_entries(unique_entries(cleaning.job.result()), limit)
+        entries = newest_entries(unique_entries(cleaned), limit)
         context = self.storage.load_context(
             state.feed_id,
             source.url,
