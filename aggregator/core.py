@@ -36,7 +36,7 @@ from aggregator.decide import (
 from aggregator.digest import render_digest
 from aggregator.errors import ParseError
 from aggregator.files import remove_stale_temporaries
-from aggregator.identity import body_hash, entry_fingerprint, entry_hash
+from aggregator.identity import body_hash, entry_hash
 from aggregator.models import (
     Category,
     Config,
@@ -52,7 +52,7 @@ from aggregator.models import (
     StoryView,
     WriteReport,
 )
-from aggregator.pool import CleaningJob, CleaningPool, Document
+from aggregator.pool import Document, Job, ReadingPool
 from aggregator.posts import PostFolder, PostOptions
 from aggregator.publish import publish_feeds, publish_opml
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
@@ -68,8 +68,8 @@ OUTPUTS_KEY = "outputs_fingerprint"
 EXPORT_BATCH = 200
 #: Polls that stored nothing (304s, errors) are written this many to a transaction.
 QUIET_POLLS_PER_TRANSACTION = 500
-#: Feeds whose cleaned entries may wait to be stored: bounds the memory they hold.
-MAX_CLEANING = 8
+#: Feeds whose documents may be in reading, or read and waiting: bounds their memory.
+MAX_READING = 8
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class UpdateReport:
 
 
 @dataclass(frozen=True)
-class _Cleaning:
+class _Reading:
     """A feed between reading its document and storing its cleaned entries."""
 
     source: FeedSource
@@ -106,7 +106,7 @@ class _Cleaning:
     result: FetchResult
     base: PollOutcome
     digest: str
-    job: CleaningJob
+    job: Job
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Aggregator:
         self._states = storage.sync_feeds(config.feeds, clock())
         self._fingerprint = outputs_fingerprint(config)
         self._quiet_polls: list[PollRecord] = []
-        #: Worker processes cleaning entries (None: one per spare core).
+        #: Worker processes reading documents (None: one per spare core).
         self.workers: int | None = None
 
     def close(self) -> None:
@@ -178,9 +178,9 @@ class Aggregator:
 
         requests = [(url, self._states[s.url].validators) for url, s in by_fetch_url.items()]
         self._quiet_polls = []
-        pool = CleaningPool(self.workers)
-        # Feeds whose entries are being cleaned, finished in the order they came.
-        cleaning: deque[_Cleaning] = deque()
+        pool = ReadingPool(self.workers)
+        # Feeds whose documents are being read, stored in the order they came.
+        reading: deque[_Reading] = deque()
 
         def finished(feed_result: FeedResult, touched: set[int]) -> None:
             report.results.append(feed_result)
@@ -193,14 +193,14 @@ class Aggregator:
         try:
             for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
                 started = self._begin(by_fetch_url[result.url], result, pool)
-                if isinstance(started, _Cleaning):
-                    cleaning.append(started)
+                if isinstance(started, _Reading):
+                    reading.append(started)
                 else:
                     finished(*started)
-                while cleaning and (cleaning[0].job.done() or len(cleaning) > MAX_CLEANING):
-                    finished(*self._finish(cleaning.popleft()))
-            while cleaning:
-                finished(*self._finish(cleaning.popleft()))
+                while reading and (reading[0].job.done() or len(reading) > MAX_READING):
+                    finished(*self._finish(reading.popleft()))
+            while reading:
+                finished(*self._finish(reading.popleft()))
         finally:
             pool.close()
             self._record_quiet_polls()
@@ -239,9 +239,9 @@ class Aggregator:
         return self.config.site.output_dir / "digest" / f"{today}.html"
 
     def _begin(
-        self, source: FeedSource, result: FetchResult, pool: CleaningPool
-    ) -> tuple[FeedResult, set[int]] | _Cleaning:
-        """Record a poll that brings nothing, or read its document and start cleaning."""
+        self, source: FeedSource, result: FetchResult, pool: ReadingPool
+    ) -> tuple[FeedResult, set[int]] | _Reading:
+        """Record a poll that brings nothing, or start reading its document."""
         state = self._states[source.url]
         base = PollOutcome(
             started_at=result.fetched_at,
@@ -249,7 +249,7 @@ class Aggregator:
             http_status=result.status,
             wire_bytes=result.wire_bytes,
         )
-        started: PollOutcome | _Cleaning
+        started: PollOutcome | _Reading
         try:
             started = self._read(source, state, result, base, pool)
         except Exception as e:  # a bug must cost one feed, not the run
@@ -258,13 +258,13 @@ class Aggregator:
             return FeedResult(source.url, self._name(source, state), started), set()
         return started
 
-    def _finish(self, cleaning: _Cleaning) -> tuple[FeedResult, set[int]]:
+    def _finish(self, reading: _Reading) -> tuple[FeedResult, set[int]]:
         """Deduplicate a feed's cleaned entries against the database and store them."""
-        source, state = cleaning.source, cleaning.state
+        source, state = reading.source, reading.state
         try:
-            outcome, touched = self._store(cleaning)
+            outcome, touched = self._store(reading)
         except Exception as e:  # a bug must cost one feed, not the run
-            outcome = self._internal_error(source, state, cleaning.result, cleaning.base, e)
+            outcome = self._internal_error(source, state, reading.result, reading.base, e)
             touched = set()
         return FeedResult(source.url, self._name(source, state), outcome), touched
 
@@ -312,8 +312,8 @@ class Aggregator:
         state: FeedState,
         result: FetchResult,
         base: PollOutcome,
-        pool: CleaningPool,
-    ) -> PollOutcome | _Cleaning:
+        pool: ReadingPool,
+    ) -> PollOutcome | _Reading:
         moved_to = result.moved_to if result.error is None else None
         digest = body_hash(result.body) if result.ok and result.body is not None else None
         if digest is None or digest == state.body_hash:  # failed, 304, or the same bytes
@@ -338,30 +338,11 @@ class Aggregator:
         assert result.body is not None
         fetch_limits = self.config.site.fetch
         limit = fetch_limits.max_entries_per_feed
-        if state.body_hash is None:  # nothing stored, so nothing to look up before cleaning
-            document = Document(result.body, result.headers, result.final_url, limit)
-            job = pool.submit_document(document, result.fetched_at, fetch_limits)
-            return _Cleaning(source, state, result, base, digest, job)
-        # Imported here, not at the top: feedparser and nh3 are a large share
-        # of start-up, and a re-poll that servers answer with 304 needs neither.
-        from aggregator.clean import cleaning_rules
-        from aggregator.parse import parse_document
-
-        try:
-            parsed = parse_document(result.body, result.headers, result.final_url, limit)
-        except ParseError as e:
-            return self._parse_failed(source, state, result, base, e)
-        # Entries stored as they stand need no cleaning: on a re-poll that is most.
-        rules = cleaning_rules(fetch_limits)
-        fingerprints = [entry_fingerprint(raw, rules) for raw in parsed.entries]
-        known = self.storage.known_fingerprints(state.feed_id, fingerprints)
-        batch = [
-            (raw, fingerprint)
-            for raw, fingerprint in zip(parsed.entries, fingerprints, strict=True)
-            if fingerprint not in known
-        ]
-        job = pool.submit(parsed, batch, result.fetched_at, fetch_limits)
-        return _Cleaning(source, state, result, base, digest, job)
+        document = Document(result.body, result.headers, result.final_url, limit)
+        # Entries stored as they stand need no reading: on a re-poll that is most.
+        known = self.storage.recent_fingerprints(state.feed_id, limit)
+        job = pool.submit(document, result.fetched_at, fetch_limits, known)
+        return _Reading(source, state, result, base, digest, job)
 
     def _parse_failed(
         self,
@@ -378,12 +359,12 @@ class Aggregator:
         )
         return outcome
 
-    def _store(self, cleaning: _Cleaning) -> tuple[PollOutcome, set[int]]:
-        source, state, result = cleaning.source, cleaning.state, cleaning.result
+    def _store(self, reading: _Reading) -> tuple[PollOutcome, set[int]]:
+        source, state, result = reading.source, reading.state, reading.result
         try:
-            parsed, cleaned = cleaning.job.result()
+            parsed, cleaned = reading.job.result()
         except ParseError as e:
-            return self._parse_failed(source, state, result, cleaning.base, e), set()
+            return self._parse_failed(source, state, result, reading.base, e), set()
         now = result.fetched_at
         limit = self.config.site.fetch.max_entries_per_feed
         entries = newest_entries(unique_entries(cleaned), limit)
@@ -395,7 +376,7 @@ class Aggregator:
         )
         intents = decide_feed(context, entries, now)
         outcome = _replace_outcome(
-            cleaning.base,
+            reading.base,
             warning=parsed.warning,
             new=len(intents.new) + len(intents.added),
             updated=sum(1 for u in intents.updated if u.fields is not None),
@@ -406,7 +387,7 @@ class Aggregator:
             self._next_poll(source, state, result, outcome, parsed.update_hint),
             failures_before=state.failures,
             validators=result.validators,
-            body_hash=cleaning.digest,
+            body_hash=reading.digest,
             title=parsed.title,
             site_link=parsed.link,
             update_hint=parsed.update_hint,

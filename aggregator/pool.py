@@ -1,19 +1,19 @@
-"""Reading and cleaning entries on another core while this process stores.
+"""Reading and cleaning documents on another core while this process stores.
 
-Cleaning (nh3 sanitising, URL resolution, choosing thumbnails) and reading
-documents are most of the CPU a first poll spends on each entry, and nh3
-holds the GIL, so threads would not overlap them with storing: a worker
-process does. A large batch of entries to clean goes to it, and so does a
-whole large document of a feed with nothing stored yet (no entry of it can
-be known, so nothing needs the database before cleaning). The worker starts
-with the first such job only, so an update that brings a few new entries per
-feed never pays for it (nor carries its memory), and it ends with the update.
+Parsing and cleaning (nh3 sanitising, URL resolution, choosing thumbnails)
+are most of the CPU a poll spends on a changed document, and nh3 holds the
+GIL, so threads would not overlap them with storing: a worker process does.
+It gets each large document together with the fingerprints of its feed's
+newest stored entries, so it cleans only what is new or changed, and hands
+back plain records for this process to deduplicate and store. It starts
+with the first large document, so an update where every server answers 304
+never pays for it (nor carries its memory), and it ends with the update.
 
-The worker is `python -m aggregator.pool`, fed pickled batches on stdin and
+The worker is `python -m aggregator.pool`, fed pickled jobs on stdin and
 answering on stdout, rather than a multiprocessing pool: those start their
 workers by importing the parent's main script again, which for the
 `aggregator` command means the whole program (SQLAlchemy, pydantic, aiohttp)
-in a process that needs only the cleaner.
+in a process that needs only the parser and the cleaner.
 """
 
 from __future__ import annotations
@@ -26,36 +26,20 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
 from aggregator.errors import ParseError
-from aggregator.models import EntryData, FetchLimits, ParsedFeed, RawEntry
+from aggregator.models import EntryData, FetchLimits, ParsedFeed
 
-#: Smaller batches are cleaned in this process: shipping them costs more than it saves.
-MIN_BATCH = 16
-#: Smaller documents are read in this process, for the same reason.
+#: Smaller documents are read in this process: shipping them costs more than it saves.
 MIN_DOCUMENT_BYTES = 32 * 1024
 
-Batch = Sequence[tuple[RawEntry, str]]  # (raw entry, its fingerprint)
-
-
-class WorkerFailed(Exception):
-    """The worker process died or could not start; its batches are cleaned here instead."""
-
-
-def clean_entries(batch: Batch, fetched_at: datetime, limits: FetchLimits) -> list[EntryData]:
-    """The entries of `batch` cleaned, leaving out those with nothing to identify them."""
-    from aggregator.clean import normalise_entry  # nh3 is loaded where cleaning happens
-
-    return [
-        entry
-        for raw, fingerprint in batch
-        if (entry := normalise_entry(raw, fetched_at, limits, fingerprint)) is not None
-    ]
+#: The feed as read (its entries left out) and its new or changed entries, cleaned.
+Prepared = tuple[ParsedFeed, list[EntryData]]
 
 
 @dataclass(frozen=True)
@@ -68,25 +52,34 @@ class Document:
     max_entries: int
 
 
-Prepared = tuple[ParsedFeed, list[EntryData]]  # the feed (its entries left out), cleaned entries
+class WorkerFailed(Exception):
+    """The worker process died or could not start; its jobs are done here instead."""
 
 
-def read_document(document: Document, fetched_at: datetime, limits: FetchLimits) -> Prepared:
-    """Parse a document and clean all its entries; raises ParseError for a broken one."""
-    from aggregator.clean import cleaning_rules
+def read_document(
+    document: Document,
+    fetched_at: datetime,
+    limits: FetchLimits,
+    known: frozenset[str] = frozenset(),
+) -> Prepared:
+    """Parse a document and clean its entries whose fingerprints are not `known`.
+
+    Raises ParseError for a document that cannot be read.
+    """
+    # Imported here: a run where every server answers 304 never loads them.
+    from aggregator.clean import cleaning_rules, normalise_entry
     from aggregator.identity import entry_fingerprint
     from aggregator.parse import parse_document
 
     parsed = parse_document(document.body, document.headers, document.url, document.max_entries)
     rules = cleaning_rules(limits)
-    batch = [(raw, entry_fingerprint(raw, rules)) for raw in parsed.entries]
-    return dataclasses.replace(parsed, entries=()), clean_entries(batch, fetched_at, limits)
-
-
-def _run(kind: str, args: tuple[Any, ...]) -> Any:
-    if kind == "read":
-        return read_document(*args)
-    return clean_entries(*args)
+    cleaned = [
+        entry
+        for raw in parsed.entries
+        if (fingerprint := entry_fingerprint(raw, rules)) not in known
+        and (entry := normalise_entry(raw, fetched_at, limits, fingerprint)) is not None
+    ]
+    return dataclasses.replace(parsed, entries=()), cleaned
 
 
 def default_workers() -> int:
@@ -95,20 +88,12 @@ def default_workers() -> int:
     return max(0, min(2, (cores or 1) - 1))
 
 
-class CleaningJob:
-    """One feed's document or batch, being read and cleaned here or in a worker."""
+class Job:
+    """One document, being read here or in a worker."""
 
-    def __init__(
-        self,
-        future: Future[Any],
-        kind: str,
-        args: tuple[Any, ...],
-        parsed: ParsedFeed | None = None,
-    ) -> None:
+    def __init__(self, future: Future[Prepared], args: tuple[Any, ...]) -> None:
         self._future = future
-        self._kind = kind
         self._args = args
-        self._parsed = parsed
 
     def done(self) -> bool:
         return self._future.done()
@@ -116,14 +101,9 @@ class CleaningJob:
     def result(self) -> Prepared:
         """The feed and its cleaned entries; a worker that died is made up for here."""
         try:
-            value = self._future.result()
+            return self._future.result()
         except WorkerFailed:
-            value = _run(self._kind, self._args)
-        if self._kind == "read":
-            parsed, entries = value
-            return parsed, entries
-        assert self._parsed is not None
-        return self._parsed, value
+            return read_document(*self._args)
 
 
 class _Worker:
@@ -135,14 +115,14 @@ class _Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        self.pending: deque[Future[Any]] = deque()
+        self.pending: deque[Future[Prepared]] = deque()
         self._lock = threading.Lock()
         self._stopped = False
         self._reader = threading.Thread(target=self._read_answers, daemon=True)
         self._reader.start()
 
-    def submit(self, kind: str, args: tuple[Any, ...]) -> Future[Any]:
-        future: Future[Any] = Future()
+    def submit(self, args: tuple[Any, ...]) -> Future[Prepared]:
+        future: Future[Prepared] = Future()
         with self._lock:
             if self._stopped:
                 future.set_exception(WorkerFailed("the cleaning worker stopped"))
@@ -150,7 +130,7 @@ class _Worker:
             self.pending.append(future)
         try:
             assert self._process.stdin is not None
-            pickle.dump((kind, args), self._process.stdin, protocol=5)
+            pickle.dump(args, self._process.stdin, protocol=5)
             self._process.stdin.flush()
         except OSError:  # the worker is gone; the reader fails what it still owes
             pass
@@ -189,46 +169,37 @@ class _Worker:
         self._reader.join()
 
 
-class CleaningPool:
-    """Hands large batches to worker processes, started on the first one."""
+class ReadingPool:
+    """Hands large documents to worker processes, started with the first one."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
         self._started: list[_Worker] = []
 
     def submit(
-        self, parsed: ParsedFeed, batch: Batch, fetched_at: datetime, limits: FetchLimits
-    ) -> CleaningJob:
-        """Clean the entries of a document read here."""
-        args = (list(batch), fetched_at, limits)
-        return self._job("clean", args, len(batch) >= MIN_BATCH, parsed)
-
-    def submit_document(
-        self, document: Document, fetched_at: datetime, limits: FetchLimits
-    ) -> CleaningJob:
-        """Read a document and clean every entry of it (for a feed with nothing stored)."""
-        args = (document, fetched_at, limits)
-        return self._job("read", args, len(document.body) >= MIN_DOCUMENT_BYTES)
-
-    def _job(
-        self, kind: str, args: tuple[Any, ...], worth_it: bool, parsed: ParsedFeed | None = None
-    ) -> CleaningJob:
-        future: Future[Any]
-        if self.workers < 1 or not worth_it:
-            future = Future()
+        self,
+        document: Document,
+        fetched_at: datetime,
+        limits: FetchLimits,
+        known: frozenset[str] = frozenset(),
+    ) -> Job:
+        """Read `document` and clean its entries whose fingerprints are not `known`."""
+        args = (document, fetched_at, limits, known)
+        if self.workers < 1 or len(document.body) < MIN_DOCUMENT_BYTES:
+            future: Future[Prepared] = Future()
             try:
-                future.set_result(_run(kind, args))
+                future.set_result(read_document(*args))
             except Exception as e:  # raised where the result is asked for, like a worker's
                 future.set_exception(e)
-            return CleaningJob(future, kind, args, parsed)
+            return Job(future, args)
         if not self._started:
             try:
                 self._started = [_Worker() for _ in range(self.workers)]
             except OSError:
                 self.workers = 0
-                return self._job(kind, args, worth_it, parsed)
+                return self.submit(document, fetched_at, limits, known)
         least_busy = min(self._started, key=lambda worker: len(worker.pending))
-        return CleaningJob(least_busy.submit(kind, args), kind, args, parsed)
+        return Job(least_busy.submit(args), args)
 
     def close(self) -> None:
         for worker in self._started:
@@ -240,11 +211,11 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker's loop: a job in, its result (or the error) out, until EOF."""
     while True:
         try:
-            kind, args = pickle.load(requests)
+            args = pickle.load(requests)
         except EOFError:
             return
         try:
-            answer: tuple[str, object] = ("ok", _run(kind, args))
+            answer: tuple[str, object] = ("ok", read_document(*args))
         except ParseError as e:  # the feed's own problem, recorded as such
             answer = ("parse_error", str(e))
         except Exception as e:  # the parent records it against the feed

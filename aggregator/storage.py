@@ -187,7 +187,7 @@ class SourceRow(Base):
     __tablename__ = "entry_sources"
     __table_args__ = (
         UniqueConstraint("feed_id", "entry_id"),
-        Index("ix_entry_sources_feed_hash", "feed_id", "content_hash"),
+        Index("ix_entry_sources_feed_recent", "feed_id", "id", "content_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -491,19 +491,21 @@ class Storage:
 
     # ---- ingest -------------------------------------------------------------
 
-    def known_fingerprints(self, feed_id: int, fingerprints: Iterable[str]) -> set[str]:
-        """Which of these raw-entry fingerprints this feed's stored entries already have."""
-        found: set[str] = set()
+    def recent_fingerprints(self, feed_id: int, limit: int) -> frozenset[str]:
+        """The raw-entry fingerprints of this feed's newest `limit` stored entries.
+
+        Enough to recognise what a document repeats from the last polls
+        without the database at hand: an older entry it brings back is
+        cleaned again and then found unchanged by its stored fingerprint.
+        """
         with self._sessions() as session:
-            for chunk in _chunks(sorted(set(fingerprints))):
-                found.update(
-                    session.scalars(
-                        select(SourceRow.content_hash).where(
-                            SourceRow.feed_id == feed_id, SourceRow.content_hash.in_(chunk)
-                        )
-                    )
-                )
-        return found
+            query = (
+                select(SourceRow.content_hash)
+                .where(SourceRow.feed_id == feed_id)
+                .order_by(SourceRow.id.desc())
+                .limit(limit)
+            )
+            return frozenset(session.scalars(query))
 
     def load_context(
         self, feed_id: int, feed_url: str, hashes: Mapping[str, str], link_keys: Sequence[str]

@@ -1,4 +1,4 @@
-"""entries found by fingerprint, so unchanged ones skip cleaning; raw HTML stored deflated
+"""a feed's newest entries by fingerprint, so unchanged ones skip cleaning; raw HTML deflated
 
 Revision ID: 0005
 Revises: 0004
@@ -71,10 +71,12 @@ def _convert_raw_body(
 
 
 def upgrade() -> None:
-    op.create_index("ix_entry_sources_feed_hash", "entry_sources", ["feed_id", "content_hash"])
+    op.create_index(
+        "ix_entry_sources_feed_recent", "entry_sources", ["feed_id", "id", "content_hash"]
+    )
     _convert_raw_body(sa.Text, sa.LargeBinary, _compress)
 
 
 def downgrade() -> None:
     _convert_raw_body(sa.LargeBinary, sa.Text, _decompress)
-    op.drop_index("ix_entry_sources_feed_hash", table_name="entry_sources")
+    op.drop_index("ix_entry_sources_feed_recent", table_name="entry_sources")
