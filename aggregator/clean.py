@@ -369,6 +369,29 @@ def plain_text(fragment: str | None, limit: int | None = None) -> str:
     return shorten(text, limit) if limit is not None else text
 
 
+def excerpt_text(fragment: str | None, limit: int) -> str:
+    """`plain_text(fragment, limit)` of a sanitised fragment, reading only what it needs.
+
+    A stored body can be long while its excerpt is a couple of hundred
+    characters: the text of a leading part of the HTML, cut just after a `>`,
+    is the start of the whole text, and once it is longer than `limit` the cut
+    ends where the whole text's would. That holds for sanitised HTML, where a
+    `>` only ever ends a tag (text and attribute values have it escaped) and
+    no comment, script or style is left; the whole fragment is read otherwise.
+    """
+    if not fragment:
+        return ""
+    window = limit * 3
+    while len(fragment) > window:
+        cut = fragment.rfind(">", 0, window) + 1
+        if cut:
+            text = plain_text(fragment[:cut])
+            if len(text) > limit + 1:
+                return shorten(text, limit)
+        window *= 4
+    return plain_text(fragment, limit)
+
+
 def text_field(fragment: str | None, limit: int) -> str:
     """Plain text for a title, author or tag: markup removed even where it was escaped.
 
