@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,7 +33,7 @@ from aggregator.decide import (
     next_poll,
     unique_entries,
 )
-from aggregator.digest import render_digest
+from aggregator.digest_days import DayPublisher
 from aggregator.errors import ParseError
 from aggregator.fetch import fetch_iter
 from aggregator.files import remove_stale_temporaries
@@ -43,7 +42,6 @@ from aggregator.models import (
     Category,
     Config,
     DigestDay,
-    DigestSection,
     FeedHealth,
     FeedSource,
     FeedState,
@@ -61,12 +59,12 @@ from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
 log = logging.getLogger(__name__)
 
 ALL = Category(name="all", slug="all")
-#: Digest section for stories whose feeds name no category.
-UNCATEGORISED = Category(name="Other sources", slug="all")
 #: storage meta key: the fingerprint of the config the outputs were last fully built from.
 OUTPUTS_KEY = "outputs_fingerprint"
 #: Stories read from the database at a time when exporting posts.
 EXPORT_BATCH = 200
+#: Stories on a page of a category's stories of a day (pages are counted from the oldest).
+DIGEST_PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -117,6 +115,7 @@ class Aggregator:
         self._sources = {source.url: source for source in config.feeds}
         self._states = storage.sync_feeds(config.feeds, clock())
         self._fingerprint = outputs_fingerprint(config)
+        self.page_size = DIGEST_PAGE_SIZE
 
     def close(self) -> None:
         self.storage.close()
@@ -184,7 +183,8 @@ class Aggregator:
 
     def _problems(self) -> list[tuple[str, str, str | None]]:
         """What the digest says about failing sources; a change means republishing."""
-        return [(h.url, h.state, h.last_error) for h in self.storage.health() if h.failing]
+        failing = self.storage.health(failing_only=True)
+        return [(h.url, h.state, h.last_error) for h in failing]
 
     def _today_page(self) -> Path:
         today = self._local_day(self.clock()).isoformat()
@@ -347,47 +347,75 @@ class Aggregator:
         return start.astimezone(UTC), end.astimezone(UTC)
 
     def _publish_digest(self, changed_story_ids: set[int] | None) -> WriteReport:
+        """Day pages, and the category pages the changed stories touch (None: every page)."""
         now = self.clock()
         today = self._local_day(now)
-        seen = self.storage.first_seen_times()
-        all_days = sorted({self._local_day(t) for t in seen} | {today})
-        if changed_story_ids is None:
-            wanted = set(all_days)
-        else:
-            touched = {self._local_day(t) for t in self.storage.first_seen_times(changed_story_ids)}
-            earlier = [d for d in all_days if d < today]
-            wanted = touched | {today} | set(earlier[-1:])
-        days = []
-        for index, day in enumerate(all_days):
-            if day not in wanted:
-                continue
-            days.append(
-                DigestDay(
-                    day=day.isoformat(),
-                    sections=self._sections(*self._day_bounds(day)),
-                    previous_day=all_days[index - 1].isoformat() if index > 0 else None,
-                    next_day=all_days[index + 1].isoformat() if index + 1 < len(all_days) else None,
-                    is_today=day == today,
-                )
-            )
         # Pages say when their content last changed, not when they were rendered,
         # so a poll that brings nothing new rewrites nothing.
-        as_of = max(seen, default=now)
-        return render_digest(
-            self.config.site, self.config.categories, days, self.storage.health(), as_of
-        )
+        as_of = self.storage.latest_first_seen() or now
+        health = self.storage.health(failing_only=True)
+        report = WriteReport()
+        with self.storage.digest_reader() as reader:
+            for day, previous, following in self._digest_days(today, changed_story_ids):
+                report += DayPublisher(
+                    self.config,
+                    self.storage,
+                    reader,
+                    DigestDay(day.isoformat(), (), previous, following, is_today=day == today),
+                    self._day_bounds(day),
+                    changed_story_ids,
+                    page_size=self.page_size,
+                    fingerprint=self._fingerprint,
+                ).publish(health, as_of)
+        return report
 
-    def _sections(self, start: datetime, end: datetime) -> tuple[DigestSection, ...]:
-        by_category: dict[str, list[StoryView]] = defaultdict(list)
-        for story in self.storage.stories_first_seen(start, end):
-            for name in story.categories or (UNCATEGORISED.name,):
-                by_category[name].append(story)
-        ordered = [*self.config.categories, UNCATEGORISED]
-        return tuple(
-            DigestSection(c, tuple(by_category[c.name]), len(by_category[c.name]))
-            for c in ordered
-            if by_category.get(c.name)
-        )
+    def _digest_days(
+        self, today: date, changed_story_ids: set[int] | None
+    ) -> list[tuple[date, str | None, str | None]]:
+        """(day, previous day, next day) of the day pages to render, oldest first.
+
+        Days are those with stories, and today. Without changes that is every
+        day, found one index step per day; with changes, the days of the
+        changed stories, today, and the day before today (its next-day link).
+        """
+        if changed_story_ids is None:
+            days = {today}
+            moment = self.storage.earliest_first_seen()
+            while moment is not None:
+                day = self._local_day(moment)
+                days.add(day)
+                moment = self.storage.earliest_first_seen(self._day_bounds(day)[1])
+            ordered = sorted(days)
+            return [
+                (
+                    day,
+                    ordered[i - 1].isoformat() if i > 0 else None,
+                    ordered[i + 1].isoformat() if i + 1 < len(ordered) else None,
+                )
+                for i, day in enumerate(ordered)
+            ]
+        wanted = {self._local_day(t) for t in self.storage.first_seen_times(changed_story_ids)}
+        wanted.add(today)
+        before_today = self.storage.latest_first_seen(self._day_bounds(today)[0])
+        if before_today is not None:
+            wanted.add(self._local_day(before_today))
+        found = []
+        for day in sorted(wanted):
+            start, end = self._day_bounds(day)
+            earlier = self.storage.latest_first_seen(start)
+            later = self.storage.earliest_first_seen(end)
+            previous = [self._local_day(earlier)] if earlier is not None else []
+            following = [self._local_day(later)] if later is not None else []
+            previous += [today] if today < day else []
+            following += [today] if today > day else []
+            found.append(
+                (
+                    day,
+                    max(previous).isoformat() if previous else None,
+                    min(following).isoformat() if following else None,
+                )
+            )
+        return found
 
     # ---- posts --------------------------------------------------------------------
 
@@ -439,7 +467,7 @@ def outputs_fingerprint(config: Config) -> str:
     shaping = {
         "version": __version__,
         "site": [site.title, site.base_url, site.timezone, site.language, site.max_entries,
-                 site.digest_per_category],
+                 site.digest_per_category, DIGEST_PAGE_SIZE],
         "categories": [[c.name, c.slug] for c in config.categories],
         "feeds": [[f.url, f.name, list(f.categories)] for f in config.feeds],
         "posts": [str(site.posts_dir), site.posts_format, site.posts_raw],
