@@ -14,10 +14,12 @@ A failing feed becomes that feed's recorded result and the run goes on.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -305,6 +307,10 @@ class Aggregator:
         program change since the last build (a new category, a renamed source).
         Files whose bytes would not change are left untouched either way.
         """
+        with _old_objects_frozen():
+            return self._publish(changed_story_ids)
+
+    def _publish(self, changed_story_ids: set[int] | None) -> WriteReport:
         site = self.config.site
         for folder in (site.output_dir, site.posts_dir):
             if folder is not None:
@@ -473,6 +479,25 @@ def outputs_fingerprint(config: Config) -> str:
         "posts": [str(site.posts_dir), site.posts_format, site.posts_raw],
     }  # fmt: skip
     return hashlib.sha1(json.dumps(shaping).encode(), usedforsecurity=False).hexdigest()
+
+
+@contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """Keep the cycle collector to what is made meanwhile.
+
+    Publishing makes hundreds of thousands of short-lived objects, and every
+    full collection they set off would also walk everything already alive
+    (SQLAlchemy's caches, what the poll before left): a quarter of a small
+    publish's time. Frozen objects are skipped until thawed at the end.
+    """
+    if gc.get_freeze_count():  # someone else froze objects: leave that alone
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:

@@ -152,10 +152,11 @@ class _Clock:
     def local_label(local: datetime, day: str | None) -> str:
         if local.year < 1000:  # strftime's own padding of such years differs by platform
             clock, date = local.strftime("%H:%M %Z"), local.strftime("%Y-%m-%d")
-        else:
-            clock = f"{local.hour:02d}:{local.minute:02d} {local.tzname() or ''}"
-            date = f"{local.year}-{local.month:02d}-{local.day:02d}"
-        return clock if date == day else f"{date} {clock}"
+            return clock if date == day else f"{date} {clock}"
+        clock = f"{local.hour:02d}:{local.minute:02d} {local.tzname() or ''}"
+        if day is not None and local.day == int(day[8:10]) and day == local.date().isoformat():
+            return clock
+        return f"{local.year}-{local.month:02d}-{local.day:02d} {clock}"
 
 
 def _escape(text: str) -> str:

@@ -7,7 +7,7 @@ stories; a `DayPublisher` does one day:
         → paging.plan_changes → pages to render    # no reading of the whole day
     or, without a census or with every story changed:
         DigestReader.day_members → paging.DayScan  # the day read once, in order
-    → cards (made for stories without one)        # digest.excerpt, DigestReader.make_cards
+    → cards (made for stories without one)        # DigestReader.make_cards(…, digest.excerpt)
     → digest.render_category_page, render_day
     → the census for next time
 
@@ -144,14 +144,19 @@ class DayPublisher:
                 )
             plans = []
             last = pages_for(now.count, self.page_size)
-            for number in plan.pages:
-                key_from, key_to, size = page_bounds(now, number, self.page_size)
-                page = self.reader.page_members(self.start, self.end, category, key_from, key_to)
-                if len(page) != size:
-                    return None
-                first = (number - 1) * self.page_size + 1
-                total = now.count if number == last else None
-                plans.append(PagePlan(category, number, first, tuple(page), total))
+            for run in _runs(plan.pages):
+                # Consecutive pages are read in one go, then split at their first keys.
+                key_from, _, _ = page_bounds(now, run[0], self.page_size)
+                _, key_to, _ = page_bounds(now, run[-1], self.page_size)
+                members = self.reader.page_members(self.start, self.end, category, key_from, key_to)
+                for number in run:
+                    low, high, size = page_bounds(now, number, self.page_size)
+                    page = tuple(m for m in members if low <= m.key < high)
+                    if len(page) != size:
+                        return None
+                    first = (number - 1) * self.page_size + 1
+                    total = now.count if number == last else None
+                    plans.append(PagePlan(category, number, first, page, total))
             self._render(plans)
             counted[category] = now
         return dataclasses.replace(census, categories=counted)
@@ -192,8 +197,16 @@ class DayPublisher:
         """Cards of stories that have none yet: new or changed since the last publish."""
         made: dict[int, DigestStory] = {}
         for first in range(0, len(story_ids), CARD_BATCH):
-            bodies = self.reader.bodies(story_ids[first : first + CARD_BATCH])
-            made |= self.reader.make_cards(
-                {story_id: excerpt(summary, content) for story_id, summary, content in bodies}
-            )
+            made |= self.reader.make_cards(story_ids[first : first + CARD_BATCH], excerpt)
         return made
+
+
+def _runs(numbers: Sequence[int]) -> list[list[int]]:
+    """Ascending page numbers grouped into runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and runs[-1][-1] == number - 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return runs

@@ -9,7 +9,7 @@ whole poll or none of it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -1220,27 +1220,22 @@ class DigestReader:
                 found[row[0]] = self._story(*row)
         return found
 
-    def bodies(self, story_ids: Iterable[int]) -> list[tuple[int, str | None, str | None]]:
-        """(id, summary, content) of the given stories, to make their excerpts from."""
-        found: list[tuple[int, str | None, str | None]] = []
-        for chunk in _chunks(sorted(set(story_ids))):
-            query = select(StoryRow.id, StoryRow.summary, StoryRow.content)
-            for story_id, summary, content in self._connection.execute(
-                query.where(StoryRow.id.in_(chunk))
-            ):
-                found.append((story_id, summary, content))
-        return found
+    def make_cards(
+        self,
+        story_ids: Iterable[int],
+        excerpt: Callable[[str | None, str | None], str],
+    ) -> dict[int, DigestStory]:
+        """Make and keep the cards of the given stories.
 
-    def make_cards(self, excerpts: Mapping[int, str]) -> dict[int, DigestStory]:
-        """Make and keep the cards of the given stories, with the excerpts publishing made.
-
-        Written in a transaction of its own while this reader's queries may
-        still be open; another publisher making the same cards meanwhile only
-        replaces them with the same values.
+        `excerpt(summary, content)` is the digest's rule for the text under a
+        title; it is the one reason a card reads a body. Written in a
+        transaction of its own while this reader's queries may still be open;
+        another publisher making the same cards meanwhile only replaces them
+        with the same values.
         """
         made: list[dict[str, Any]] = []
         with self._sessions.begin() as session:
-            for chunk in _chunks(sorted(excerpts)):
+            for chunk in _chunks(sorted(set(story_ids))):
                 feeds: dict[int, dict[int, None]] = defaultdict(dict)
                 of_stories = (
                     select(SourceRow.story_id, SourceRow.feed_id)
@@ -1257,6 +1252,8 @@ class DigestReader:
                     StoryRow.published,
                     StoryRow.first_seen,
                     StoryRow.primary_feed_id,
+                    StoryRow.summary,
+                    StoryRow.content,
                 ).where(StoryRow.id.in_(chunk))
                 cards = []
                 for (
@@ -1267,6 +1264,8 @@ class DigestReader:
                     published,
                     first_seen,
                     primary,
+                    summary,
+                    content,
                 ) in session.execute(query):
                     # The story's first source leads; the others follow in the order they came.
                     order = sorted(feeds[story_id], key=lambda f: f != primary)
@@ -1279,7 +1278,7 @@ class DigestReader:
                             "published": published,
                             "first_seen": first_seen,
                             "feeds": ",".join(map(str, order)),
-                            "excerpt": excerpts[story_id],
+                            "excerpt": excerpt(summary, content),
                         }
                     )
                 session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))

@@ -304,13 +304,18 @@ def test_digest_lists_follow_the_order_stories_reached_each_category(database_ur
 def test_cards_are_made_once_and_remade_after_the_story_changes(database_url: str) -> None:
     storage = open_db(database_url)
     (a1,) = story_ids(storage, A, [entry("a1", "https://x.test/1")])
+    bodies: list[tuple[str | None, str | None]] = []
+
+    def excerpt(summary: str | None, content: str | None) -> str:
+        bodies.append((summary, content))
+        return f"excerpt {len(bodies)}"
+
     with storage.digest_reader() as reader:
         (member,) = reader.day_members(*DAY)
         assert member.story is None and reader.stories([a1]) == {}
-        ((story_id, summary, content),) = reader.bodies([a1])
-        assert (story_id, summary, content) == (a1, "<p>a1</p>", None)
-        made = reader.make_cards({a1: "a1"})
-        assert made[a1].title == "Title a1" and made[a1].excerpt == "a1"
+        made = reader.make_cards([a1], excerpt)
+        assert bodies == [("<p>a1</p>", None)]
+        assert made[a1].title == "Title a1" and made[a1].excerpt == "excerpt 1"
         assert [s.name for s in made[a1].sources] == ["Feed A"]
         assert reader.stories([a1]) == made
         (member,) = reader.day_members(*DAY)
@@ -320,12 +325,12 @@ def test_cards_are_made_once_and_remade_after_the_story_changes(database_url: st
     ingest(storage, B, [entry("b1", "https://x.test/1")])
     with storage.digest_reader() as reader:
         assert reader.stories([a1]) == {}
-        card = reader.make_cards({a1: "a1"})[a1]
+        card = reader.make_cards([a1], excerpt)[a1]
         assert [s.name for s in card.sources] == ["Feed A", "https://b.test/feed"]
     ingest(storage, A, [entry("a1", "https://x.test/1", title="Edited")])
     with storage.digest_reader() as reader:
         assert reader.stories([a1]) == {}
-        assert reader.make_cards({a1: "new"})[a1].title == "Edited"
+        assert reader.make_cards([a1], excerpt)[a1].title == "Edited"
 
 
 def test_stories_of_feeds_in_no_category_form_their_own_list(database_url: str) -> None:
