@@ -159,6 +159,11 @@ class _Clock:
         return f"{local.year}-{local.month:02d}-{local.day:02d} {clock}"
 
 
+def _html_time(local: datetime) -> str:
+    """A `datetime` attribute HTML accepts: at most three digits of a second's fraction."""
+    return local.isoformat(timespec="milliseconds" if local.microsecond else "seconds")
+
+
 def _escape(text: str) -> str:
     """What Jinja's autoescape writes for `text` (markupsafe's escapes), without a Markup."""
     if not _HTML_SPECIAL.search(text):
@@ -220,7 +225,7 @@ class _Cards:
                 if href
                 else f"<h3>{_escape(title)}</h3>\n",
                 meta,
-                f'<time datetime="{local.isoformat()}">{_Clock.local_label(local, day)}</time>\n'
+                f'<time datetime="{_html_time(local)}">{_Clock.local_label(local, day)}</time>\n'
                 "</p>\n",
                 f'<p class="excerpt">{_escape(story.excerpt)}</p>\n'
                 if story.excerpt and story.excerpt != title
@@ -312,7 +317,7 @@ class _Page:
                 site=self.site,
                 feeds=self.feeds,
                 generated=self.clock.label(generated),
-                generated_iso=self.clock.local(generated).isoformat(),
+                generated_iso=_html_time(self.clock.local(generated)),
                 root=root,
                 **values,
             )

@@ -438,3 +438,13 @@ def test_new_generated_time_rewrites_only_what_was_asked(
     report = render_digest(site, CATEGORIES, [today()], HEALTH, later)
     assert out(site, "index.html") in report.written
     assert out(site, f"digest/{YESTERDAY}.html") not in report.written + report.unchanged
+
+
+def test_datetime_attributes_have_at_most_milliseconds(site: SiteSettings) -> None:
+    """HTML allows one to three digits of a second's fraction; first-seen times have six."""
+    seen = datetime(2024, 3, 1, 1, 30, 5, 123456, tzinfo=UTC)
+    late = story(0, first_seen=seen, published=seen + timedelta(hours=1))  # shown: first seen
+    render_digest(site, CATEGORIES, [today(sections=(DigestSection(TECH, (late,), 1),))], (), seen)
+    doc = page(out(site, "index.html"))
+    assert doc.xpath("//article//time/@datetime") == ["2024-03-01T09:30:05.123+08:00"]
+    assert doc.xpath("//footer//time/@datetime") == ["2024-03-01T09:30:05.123+08:00"]
