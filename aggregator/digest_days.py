@@ -134,6 +134,8 @@ class DayPublisher:
         by_category: dict[str | None, list[DigestMember]] = defaultdict(list)
         for member in changed:
             by_category[member.category].append(member)
+        # Changed stories lost their cards: make them in one go, before reading their pages.
+        self._make_cards([m.story_id for m in changed if m.story is None])
         counted = dict(census.categories)
         for category, members in by_category.items():
             plan = plan_changes(counted.get(category), members, self.limit, self.page_size)

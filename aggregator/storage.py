@@ -1098,13 +1098,15 @@ class DigestReader:
         else:
             rows = self._connection.execute(query, params).all()
         story = self._story
-        for category, key, published, story_id, title, *card in rows:
+        for category, key, published, story_id, title, link, thumbnail, seen, feeds, words in rows:
             yield DigestMember(
                 category,
                 key,
                 published,
                 story_id,
-                None if title is None else story(story_id, title, published, *card),
+                None
+                if title is None
+                else story(story_id, title, published, link, thumbnail, seen, feeds, words),
             )
 
     def _story(
