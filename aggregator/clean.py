@@ -110,6 +110,10 @@ _BLOCK_TAG = re.compile(
     re.IGNORECASE,
 )
 _WHITESPACE = re.compile(r"\s+")
+# Layout whitespace: any run of two or more, or one that is neither a space nor a
+# no-break space. A lone no-break space is meant ("Café\xa0au lait"); matching
+# only what changes keeps every word's space out of the substitution.
+_LAYOUT_SPACE = re.compile(r"\s\s+|[^\S \xa0]")
 # Characters XML 1.0 forbids (and lone surrogates, which JSON escapes can make):
 # they would break every feed we publish and cannot be encoded for nh3.
 _INVALID_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -365,7 +369,7 @@ def plain_text(fragment: str | None, limit: int | None = None) -> str:
         return ""
     spaced = _BLOCK_TAG.sub(" <", shallow(xml_text(fragment)))
     stripped = _TEXT_CLEANER.clean(spaced)
-    text = _WHITESPACE.sub(_collapse, html.unescape(stripped)).strip()
+    text = _LAYOUT_SPACE.sub(" ", html.unescape(stripped)).strip()
     return shorten(text, limit) if limit is not None else text
 
 
@@ -423,11 +427,6 @@ def too_deep(fragment: str) -> bool:
             if depth > MAX_DEPTH:
                 return True
     return False
-
-
-def _collapse(space: re.Match[str]) -> str:
-    # A lone no-break space is meant ("Café\xa0au lait"); any other run is layout.
-    return space[0] if space[0] == "\xa0" else " "
 
 
 def shorten(text: str, limit: int) -> str:

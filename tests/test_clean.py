@@ -465,6 +465,15 @@ def test_plain_text_under_the_limit_is_untouched() -> None:
     assert plain_text("short", 80) == "short"
 
 
+def test_plain_text_keeps_lone_no_break_spaces_and_collapses_every_other_run() -> None:
+    rng = random.Random(2)
+    pieces = [" ", "\xa0", "\t", "\n", "\u3000", "\u2009", "a", "b", "中"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        runs = re.sub(r"\s+", lambda m: m[0] if m[0] == "\xa0" else " ", text).strip()
+        assert plain_text(html.escape(text)) == runs, repr(text)
+
+
 def random_body(rng: random.Random) -> str:
     """HTML of every shape the excerpt shortcut has to get right, before sanitising."""
     pieces = [
