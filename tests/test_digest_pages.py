@@ -212,3 +212,24 @@ def test_a_census_that_no_longer_matches_is_not_trusted(
     digest_written(aggregator, feeds)
     assert titles(aggregator, "tech") == stories("tech", range(11))
     assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_the_day_rolls_over_without_touching_the_old_days_category_pages(
+    aggregator: Aggregator, feeds: Feeds
+) -> None:
+    feeds.add("/tech", 7)
+    digest_written(aggregator, feeds)
+    old_day = day_folder(aggregator)
+    pages = {p: p.stat().st_mtime_ns for p in old_day.rglob("*.html")}
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    aggregator.clock = lambda: tomorrow  # what `run` does at midnight: publish(set())
+    report = aggregator.publish(set())
+    new_day = tomorrow.astimezone(aggregator.zone).date().isoformat()
+    written = {p.relative_to(public(aggregator)).as_posix() for p in report.written}
+    assert written == {f"digest/{old_day.name}.html", f"digest/{new_day}.html", "index.html"}
+    assert {p: p.stat().st_mtime_ns for p in old_day.rglob("*.html")} == pages
+    index = lxml_html.fromstring((public(aggregator) / "index.html").read_bytes())
+    assert "Nothing new yet today" in index.text_content()
+    assert index.xpath("//a[@rel='prev']/@href") == [f"digest/{old_day.name}.html"]
+    old_page = lxml_html.fromstring((old_day.parent / f"{old_day.name}.html").read_bytes())
+    assert old_page.xpath("//a[@rel='next']/@href") == [f"../digest/{new_day}.html"]
