@@ -110,6 +110,10 @@ _BLOCK_TAG = re.compile(
     re.IGNORECASE,
 )
 _WHITESPACE = re.compile(r"\s+")
+# Layout whitespace: any run of two or more, or one that is neither a space nor a
+# no-break space. A lone no-break space is meant ("Café\xa0au lait"); matching
+# only what changes keeps every word's space out of the substitution.
+_LAYOUT_SPACE = re.compile(r"\s\s+|[^\S \xa0]")
 # Characters XML 1.0 forbids (and lone surrogates, which JSON escapes can make):
 # they would break every feed we publish and cannot be encoded for nh3.
 _INVALID_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -382,8 +386,31 @@ def plain_text(fragment: str | None, limit: int | None = None) -> str:
         return ""
     spaced = _BLOCK_TAG.sub(" <", shallow(xml_text(fragment)))
     stripped = _TEXT_CLEANER.clean(spaced)
-    text = _WHITESPACE.sub(_collapse, html.unescape(stripped)).strip()
+    text = _LAYOUT_SPACE.sub(" ", html.unescape(stripped)).strip()
     return shorten(text, limit) if limit is not None else text
+
+
+def excerpt_text(fragment: str | None, limit: int) -> str:
+    """`plain_text(fragment, limit)` of a sanitised fragment, reading only what it needs.
+
+    A stored body can be long while its excerpt is a couple of hundred
+    characters: the text of a leading part of the HTML, cut just after a `>`,
+    is the start of the whole text, and once it is longer than `limit` the cut
+    ends where the whole text's would. That holds for sanitised HTML, where a
+    `>` only ever ends a tag (text and attribute values have it escaped) and
+    no comment, script or style is left; the whole fragment is read otherwise.
+    """
+    if not fragment:
+        return ""
+    window = limit * 3
+    while len(fragment) > window:
+        cut = fragment.rfind(">", 0, window) + 1
+        if cut:
+            text = plain_text(fragment[:cut])
+            if len(text) > limit + 1:
+                return shorten(text, limit)
+        window *= 4
+    return plain_text(fragment, limit)
 
 
 def text_field(fragment: str | None, limit: int) -> str:
@@ -417,11 +444,6 @@ def too_deep(fragment: str) -> bool:
             if depth > MAX_DEPTH:
                 return True
     return False
-
-
-def _collapse(space: re.Match[str]) -> str:
-    # A lone no-break space is meant ("Café\xa0au lait"); any other run is layout.
-    return space[0] if space[0] == "\xa0" else " "
 
 
 def shorten(text: str, limit: int) -> str:

@@ -14,11 +14,13 @@ A failing feed becomes that feed's recorded result and the run goes on.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
-from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,7 +35,7 @@ from aggregator.decide import (
     next_poll,
     unique_entries,
 )
-from aggregator.digest import render_digest
+from aggregator.digest_days import DayPublisher
 from aggregator.errors import ParseError
 from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, entry_hash
@@ -41,7 +43,6 @@ from aggregator.models import (
     Category,
     Config,
     DigestDay,
-    DigestSection,
     FeedHealth,
     FeedSource,
     FeedState,
@@ -60,8 +61,6 @@ from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
 log = logging.getLogger(__name__)
 
 ALL = Category(name="all", slug="all")
-#: Digest section for stories whose feeds name no category.
-UNCATEGORISED = Category(name="Other sources", slug="all")
 #: storage meta key: the fingerprint of the config the outputs were last fully built from.
 OUTPUTS_KEY = "outputs_fingerprint"
 #: Stories read from the database at a time when exporting posts.
@@ -70,6 +69,8 @@ EXPORT_BATCH = 200
 QUIET_POLLS_PER_TRANSACTION = 500
 #: Feeds whose documents may be in reading, or read and waiting: bounds their memory.
 MAX_READING = 8
+#: Stories on a page of a category's stories of a day (pages are counted from the oldest).
+DIGEST_PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class Aggregator:
         self._quiet_polls: list[PollRecord] = []
         #: Worker processes reading documents (None: one per spare core).
         self.workers: int | None = None
+        self.page_size = DIGEST_PAGE_SIZE
 
     def close(self) -> None:
         self.storage.close()
@@ -232,7 +234,8 @@ class Aggregator:
 
     def _problems(self) -> list[tuple[str, str, str | None]]:
         """What the digest says about failing sources; a change means republishing."""
-        return [(h.url, h.state, h.last_error) for h in self.storage.health() if h.failing]
+        failing = self.storage.health(failing_only=True)
+        return [(h.url, h.state, h.last_error) for h in failing]
 
     def _today_page(self) -> Path:
         today = self._local_day(self.clock()).isoformat()
@@ -408,6 +411,10 @@ class Aggregator:
         program change since the last build (a new category, a renamed source).
         Files whose bytes would not change are left untouched either way.
         """
+        with _old_objects_frozen():
+            return self._publish(changed_story_ids)
+
+    def _publish(self, changed_story_ids: set[int] | None) -> WriteReport:
         site = self.config.site
         for folder in (site.output_dir, site.posts_dir):
             if folder is not None:
@@ -450,47 +457,75 @@ class Aggregator:
         return start.astimezone(UTC), end.astimezone(UTC)
 
     def _publish_digest(self, changed_story_ids: set[int] | None) -> WriteReport:
+        """Day pages, and the category pages the changed stories touch (None: every page)."""
         now = self.clock()
         today = self._local_day(now)
-        seen = self.storage.first_seen_times()
-        all_days = sorted({self._local_day(t) for t in seen} | {today})
-        if changed_story_ids is None:
-            wanted = set(all_days)
-        else:
-            touched = {self._local_day(t) for t in self.storage.first_seen_times(changed_story_ids)}
-            earlier = [d for d in all_days if d < today]
-            wanted = touched | {today} | set(earlier[-1:])
-        days = []
-        for index, day in enumerate(all_days):
-            if day not in wanted:
-                continue
-            days.append(
-                DigestDay(
-                    day=day.isoformat(),
-                    sections=self._sections(*self._day_bounds(day)),
-                    previous_day=all_days[index - 1].isoformat() if index > 0 else None,
-                    next_day=all_days[index + 1].isoformat() if index + 1 < len(all_days) else None,
-                    is_today=day == today,
-                )
-            )
         # Pages say when their content last changed, not when they were rendered,
         # so a poll that brings nothing new rewrites nothing.
-        as_of = max(seen, default=now)
-        return render_digest(
-            self.config.site, self.config.categories, days, self.storage.health(), as_of
-        )
+        as_of = self.storage.latest_first_seen() or now
+        health = self.storage.health(failing_only=True)
+        report = WriteReport()
+        with self.storage.digest_reader() as reader:
+            for day, previous, following in self._digest_days(today, changed_story_ids):
+                report += DayPublisher(
+                    self.config,
+                    self.storage,
+                    reader,
+                    DigestDay(day.isoformat(), (), previous, following, is_today=day == today),
+                    self._day_bounds(day),
+                    changed_story_ids,
+                    page_size=self.page_size,
+                    fingerprint=self._fingerprint,
+                ).publish(health, as_of)
+        return report
 
-    def _sections(self, start: datetime, end: datetime) -> tuple[DigestSection, ...]:
-        by_category: dict[str, list[StoryView]] = defaultdict(list)
-        for story in self.storage.stories_first_seen(start, end):
-            for name in story.categories or (UNCATEGORISED.name,):
-                by_category[name].append(story)
-        ordered = [*self.config.categories, UNCATEGORISED]
-        return tuple(
-            DigestSection(c, tuple(by_category[c.name]), len(by_category[c.name]))
-            for c in ordered
-            if by_category.get(c.name)
-        )
+    def _digest_days(
+        self, today: date, changed_story_ids: set[int] | None
+    ) -> list[tuple[date, str | None, str | None]]:
+        """(day, previous day, next day) of the day pages to render, oldest first.
+
+        Days are those with stories, and today. Without changes that is every
+        day, found one index step per day; with changes, the days of the
+        changed stories, today, and the day before today (its next-day link).
+        """
+        if changed_story_ids is None:
+            days = {today}
+            moment = self.storage.earliest_first_seen()
+            while moment is not None:
+                day = self._local_day(moment)
+                days.add(day)
+                moment = self.storage.earliest_first_seen(self._day_bounds(day)[1])
+            ordered = sorted(days)
+            return [
+                (
+                    day,
+                    ordered[i - 1].isoformat() if i > 0 else None,
+                    ordered[i + 1].isoformat() if i + 1 < len(ordered) else None,
+                )
+                for i, day in enumerate(ordered)
+            ]
+        wanted = {self._local_day(t) for t in self.storage.first_seen_times(changed_story_ids)}
+        wanted.add(today)
+        before_today = self.storage.latest_first_seen(self._day_bounds(today)[0])
+        if before_today is not None:
+            wanted.add(self._local_day(before_today))
+        found = []
+        for day in sorted(wanted):
+            start, end = self._day_bounds(day)
+            earlier = self.storage.latest_first_seen(start)
+            later = self.storage.earliest_first_seen(end)
+            previous = [self._local_day(earlier)] if earlier is not None else []
+            following = [self._local_day(later)] if later is not None else []
+            previous += [today] if today < day else []
+            following += [today] if today > day else []
+            found.append(
+                (
+                    day,
+                    max(previous).isoformat() if previous else None,
+                    min(following).isoformat() if following else None,
+                )
+            )
+        return found
 
     # ---- posts --------------------------------------------------------------------
 
@@ -542,12 +577,31 @@ def outputs_fingerprint(config: Config) -> str:
     shaping = {
         "version": __version__,
         "site": [site.title, site.base_url, site.timezone, site.language, site.max_entries,
-                 site.digest_per_category],
+                 site.digest_per_category, DIGEST_PAGE_SIZE],
         "categories": [[c.name, c.slug] for c in config.categories],
         "feeds": [[f.url, f.name, list(f.categories)] for f in config.feeds],
         "posts": [str(site.posts_dir), site.posts_format, site.posts_raw],
     }  # fmt: skip
     return hashlib.sha1(json.dumps(shaping).encode(), usedforsecurity=False).hexdigest()
+
+
+@contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """Keep the cycle collector to what is made meanwhile.
+
+    Publishing makes hundreds of thousands of short-lived objects, and every
+    full collection they set off would also walk everything already alive
+    (SQLAlchemy's caches, what the poll before left): a quarter of a small
+    publish's time. Frozen objects are skipped until thawed at the end.
+    """
+    if gc.get_freeze_count():  # someone else froze objects: leave that alone
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:

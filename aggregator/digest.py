@@ -5,6 +5,17 @@ excerpts, relative links, which stories fit) is made here in plain Python, so
 the templates only lay out values. Pages use relative links, so the output
 works from any web path and when opened from disk; feed links stay absolute
 because they are what people paste into their feed readers.
+
+A category with more stories in a day than a day page shows gets pages of
+its own (`DigestPage`): `digest/<day>/<slug>/<n>.html`, counted from the
+oldest, and its newest page again at `digest/<day>/<slug>.html`, where the
+day page's "more" link leads.
+
+Story cards are the exception to "templates only lay out": a busy day has
+tens of thousands of them, and a template spends more on each card (an
+include, a dozen escapes) than everything else a card costs. `_Cards` writes
+a card's HTML in one pass instead, and the templates place a section's cards
+as one piece.
 """
 
 from __future__ import annotations
@@ -15,21 +26,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 
-from aggregator.clean import plain_text
+from aggregator.clean import excerpt_text
 from aggregator.errors import AggregatorError
 from aggregator.files import write_if_changed
 from aggregator.models import (
     Category,
     DigestDay,
+    DigestPage,
     DigestSection,
+    DigestStory,
     FeedHealth,
     SiteSettings,
-    StoryView,
+    SourceRef,
     WriteReport,
 )
 
@@ -43,13 +58,22 @@ _SCRIPT_LANGS = (
     ("ko", re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")),
     ("zh", re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")),
 )
+_ANY_SCRIPT = re.compile("|".join(pattern.pattern for _, pattern in _SCRIPT_LANGS))
+# What makes urlsplit do more than read the scheme: brackets (IPv6 hosts, which
+# it may reject) and the tabs and newlines it drops.
+_URL_SLOW_PATH = re.compile("[][\t\r\n]")
+_HTML_SPECIAL = re.compile("[&<>'\"]")
+
+
+def excerpt(summary: str | None, content: str | None) -> str:
+    """The plain text a card shows under a story's title, made once per story version."""
+    return excerpt_text(summary or content, EXCERPT_CHARS)
 
 
 # --------------------------------------------------------------------------- view values
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     label: str
     href: str | None
 
@@ -63,24 +87,11 @@ class FeedLink:
 
 
 @dataclass(frozen=True)
-class Card:
-    """One story as a page shows it."""
-
-    title: str
-    href: str | None
-    lang: str | None
-    sources: tuple[Link, ...]
-    time_iso: str
-    time_label: str
-    excerpt: str
-    thumbnail: str | None
-
-
-@dataclass(frozen=True)
 class SectionView:
     name: str
     anchor: str
-    cards: tuple[Card, ...]
+    cards: Markup  # every card's <li>, in order
+    count_label: str
     total: int
     more: int
     more_href: str | None
@@ -99,11 +110,15 @@ def _web_url(url: str | None) -> str | None:
     """Only http(s) URLs become links or images: a feed cannot smuggle in other schemes."""
     if not url:
         return None
+    stripped = url.strip()
+    head = stripped[:8].lower()
+    if (head.startswith("http://") or head == "https://") and not _URL_SLOW_PATH.search(stripped):
+        return stripped  # what urlsplit would say, without splitting
     try:
-        scheme = urlsplit(url.strip()).scheme.lower()
+        scheme = urlsplit(stripped).scheme.lower()
     except ValueError:
         return None
-    return url.strip() if scheme in ("http", "https") else None
+    return stripped if scheme in ("http", "https") else None
 
 
 def title_lang(title: str, site_language: str) -> str | None:
@@ -111,6 +126,8 @@ def title_lang(title: str, site_language: str) -> str | None:
 
     None when the title has no CJK characters or is in the site's own language.
     """
+    if not _ANY_SCRIPT.search(title):  # most titles: one pass instead of three
+        return None
     site_primary = site_language.split("-")[0].lower()
     for lang, pattern in _SCRIPT_LANGS:
         if pattern.search(title):
@@ -129,27 +146,103 @@ class _Clock:
 
     def label(self, value: datetime, day: str | None = None) -> str:
         """`HH:MM ZONE`, prefixed with the date when it is not the page's day."""
-        local = self.local(value)
-        clock = local.strftime("%H:%M %Z")
-        date = local.strftime("%Y-%m-%d")
-        return clock if date == day else f"{date} {clock}"
+        return self.local_label(self.local(value), day)
+
+    @staticmethod
+    def local_label(local: datetime, day: str | None) -> str:
+        if local.year < 1000:  # strftime's own padding of such years differs by platform
+            clock, date = local.strftime("%H:%M %Z"), local.strftime("%Y-%m-%d")
+            return clock if date == day else f"{date} {clock}"
+        clock = f"{local.hour:02d}:{local.minute:02d} {local.tzname() or ''}"
+        if day is not None and local.day == int(day[8:10]) and day == local.date().isoformat():
+            return clock
+        return f"{local.year}-{local.month:02d}-{local.day:02d} {clock}"
 
 
-def _card(story: StoryView, site: SiteSettings, clock: _Clock, day: str) -> Card:
-    # A story's own date, unless it claims to be from after we first saw it.
-    shown = min(story.published, story.first_seen)
-    title = " ".join(story.title.split()) or story.link or "Untitled"
-    excerpt = plain_text(story.summary or story.content, EXCERPT_CHARS)
-    return Card(
-        title=title,
-        href=_web_url(story.link),
-        lang=title_lang(title, site.language),
-        sources=tuple(Link(s.name, _web_url(s.site_link)) for s in story.sources),
-        time_iso=clock.local(shown).isoformat(),
-        time_label=clock.label(shown, day),
-        excerpt="" if excerpt == title else excerpt,
-        thumbnail=_web_url(story.thumbnail),
+def _html_time(local: datetime) -> str:
+    """A `datetime` attribute HTML accepts: at most three digits of a second's fraction."""
+    return local.isoformat(timespec="milliseconds" if local.microsecond else "seconds")
+
+
+def _escape(text: str) -> str:
+    """What Jinja's autoescape writes for `text` (markupsafe's escapes), without a Markup."""
+    if not _HTML_SPECIAL.search(text):
+        return text
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("'", "&#39;")
+        .replace('"', "&#34;")
     )
+
+
+class _Cards:
+    """Writes story cards for one render, remembering what every card of a source shares.
+
+    A card is laid out as follows (the tests read it back; CSS classes are base.html's):
+
+        <li><article class="story" lang="(only for a CJK title in another language)">
+        <img class="thumb" src="(thumbnail)" alt="" loading="lazy" referrerpolicy="no-referrer">
+        <h3><a href="(link)">(title)</a></h3>
+        <p class="meta">(source links, comma-separated)<span class="sep">·</span><time
+        datetime="(local ISO time)">(HH:MM ZONE, with the date when not the page's)</time>
+        </p>
+        <p class="excerpt">(excerpt, unless it repeats the title)</p>
+        </article>
+        </li>
+    """
+
+    def __init__(self, site: SiteSettings, clock: _Clock) -> None:
+        self.language = site.language
+        self.clock = clock
+        self._meta: dict[tuple[SourceRef, ...], str] = {}
+
+    def html(self, stories: Sequence[DigestStory], day: str) -> Markup:
+        return Markup("".join([self.card(story, day) for story in stories]))
+
+    def card(self, story: DigestStory, day: str) -> str:
+        # A story's own date, unless it claims to be from after we first saw it.
+        local = self.clock.local(min(story.published, story.first_seen))
+        title = " ".join(story.title.split()) or story.link or "Untitled"
+        lang = title_lang(title, self.language)
+        thumbnail = _web_url(story.thumbnail)
+        href = _web_url(story.link)
+        meta = self._meta.get(story.sources)
+        if meta is None:
+            meta = self._meta[story.sources] = self._sources(story.sources)
+        # Times, language codes and ids need no escaping; what a feed wrote does.
+        return "".join(
+            (
+                f'<li><article class="story" lang="{lang}">\n'
+                if lang
+                else '<li><article class="story">\n',
+                f'<img class="thumb" src="{_escape(thumbnail)}" alt="" loading="lazy"'
+                ' referrerpolicy="no-referrer">\n'
+                if thumbnail
+                else "",
+                f'<h3><a href="{_escape(href)}">{_escape(title)}</a></h3>\n'
+                if href
+                else f"<h3>{_escape(title)}</h3>\n",
+                meta,
+                f'<time datetime="{_html_time(local)}">{_Clock.local_label(local, day)}</time>\n'
+                "</p>\n",
+                f'<p class="excerpt">{_escape(story.excerpt)}</p>\n'
+                if story.excerpt and story.excerpt != title
+                else "",
+                "</article>\n</li>\n",
+            )
+        )
+
+    @staticmethod
+    def _sources(sources: Sequence[SourceRef]) -> str:
+        links = []
+        for source in sources:
+            href = _web_url(source.site_link)
+            label = _escape(source.name)
+            links.append(f'<a href="{_escape(href)}">{label}</a>' if href else label)
+        separator = '<span class="sep">·</span>' if sources else ""
+        return '<p class="meta">' + ", ".join(links) + separator
 
 
 def _feed_links(site: SiteSettings, categories: Sequence[Category]) -> list[FeedLink]:
@@ -212,18 +305,19 @@ class _Page:
 
     site: SiteSettings
     feeds: tuple[FeedLink, ...]
-    generated: str
-    generated_iso: str
+    clock: _Clock
 
-    def render(self, template: str, path: Path, root: str, **values: object) -> WriteReport:
+    def render(
+        self, template: str, path: Path, root: str, generated: datetime, **values: object
+    ) -> WriteReport:
         html = (
             _environment(_templates_dir())
             .get_template(template)
             .render(
                 site=self.site,
                 feeds=self.feeds,
-                generated=self.generated,
-                generated_iso=self.generated_iso,
+                generated=self.clock.label(generated),
+                generated_iso=_html_time(self.clock.local(generated)),
                 root=root,
                 **values,
             )
@@ -233,30 +327,54 @@ class _Page:
         return WriteReport(unchanged=(path,))
 
 
+def _page(site: SiteSettings, categories: Sequence[Category]) -> _Page:
+    return _Page(site, tuple(_feed_links(site, categories)), _Clock(site.timezone))
+
+
 def _day_href(day: str | None, root: str) -> str | None:
     return f"{root}digest/{day}.html" if day else None
 
 
-def _section(
-    section: DigestSection, site: SiteSettings, clock: _Clock, day: str, root: str, limit: int
-) -> SectionView:
+def _stories_label(count: int) -> str:
+    return f"{count} {'story' if count == 1 else 'stories'}"
+
+
+def _section(section: DigestSection, cards: _Cards, day: str, root: str, limit: int) -> SectionView:
     shown = section.stories[:limit]
-    more = max(section.total, len(section.stories)) - len(shown)
+    total = max(section.total, len(section.stories))
+    more = total - len(shown)
     return SectionView(
         name=section.category.name,
         anchor=f"c-{section.category.slug}",
-        cards=tuple(_card(s, site, clock, day) for s in shown),
-        total=max(section.total, len(section.stories)),
+        cards=cards.html(shown, day),
+        count_label=_stories_label(total),
+        total=total,
         more=more,
         more_href=f"{root}digest/{day}/{section.category.slug}.html" if more > 0 else None,
     )
 
 
-def _render_day(page: _Page, day: DigestDay, clock: _Clock, problems: list[Problem]) -> WriteReport:
-    site = page.site
+def render_day(
+    site: SiteSettings,
+    categories: Sequence[Category],
+    day: DigestDay,
+    health: Sequence[FeedHealth],
+    generated_at: datetime,
+) -> WriteReport:
+    """Write `digest/<day>.html` (and `index.html` when the day is today).
+
+    Each section shows its category's `site.digest_per_category` newest
+    stories and says how many there are; a category with more links to its
+    pages (`render_category_page`). Feed health is news of the moment: only
+    today's pages list failing sources, so past days keep their bytes when a
+    source starts or stops failing.
+    """
+    page = _page(site, categories)
+    cards = _Cards(site, page.clock)
     out = site.output_dir
     limit = max(site.digest_per_category, 1)
     filled = [s for s in day.sections if s.stories]
+    problems = _problems(health) if day.is_today else []
     targets = [(out / "digest" / f"{day.day}.html", "../")]
     if day.is_today:
         targets.append((out / "index.html", ""))
@@ -266,6 +384,7 @@ def _render_day(page: _Page, day: DigestDay, clock: _Clock, problems: list[Probl
             "day.html",
             path,
             root,
+            generated_at,
             day=day,
             page_title=f"{site.title} — {day.day}",
             heading=day.day,
@@ -273,23 +392,8 @@ def _render_day(page: _Page, day: DigestDay, clock: _Clock, problems: list[Probl
             permalink=_day_href(day.day, root) if root == "" else None,
             previous_href=_day_href(day.previous_day, root),
             next_href=_day_href(day.next_day, root),
-            sections=[_section(s, site, clock, day.day, root, limit) for s in filled],
+            sections=[_section(s, cards, day.day, root, limit) for s in filled],
             problems=problems,
-        )
-    for section in filled:
-        if max(section.total, len(section.stories)) <= limit:
-            continue
-        root = "../../"
-        report += page.render(
-            "category_day.html",
-            out / "digest" / day.day / f"{section.category.slug}.html",
-            root,
-            day=day,
-            page_title=f"{site.title} — {section.category.name} — {day.day}",
-            heading=f"{section.category.name} · {day.day}",
-            home_href=f"{root}index.html",
-            day_href=_day_href(day.day, root),
-            section=_section(section, site, clock, day.day, root, len(section.stories)),
         )
     return report
 
@@ -301,23 +405,79 @@ def render_digest(
     health: Sequence[FeedHealth],
     generated_at: datetime,
 ) -> WriteReport:
-    """Write `digest/<day>.html` for each day (and `index.html` for today).
-
-    A category with more stories than `site.digest_per_category` also gets its
-    full list for the day at `digest/<day>/<slug>.html`. Pages depend only on
-    the arguments, so an unchanged page keeps its bytes and mtime.
-    """
-    clock = _Clock(site.timezone)
-    page = _Page(
-        site=site,
-        feeds=tuple(_feed_links(site, categories)),
-        generated=clock.label(generated_at),
-        generated_iso=clock.local(generated_at).isoformat(),
-    )
-    problems = _problems(health)
+    """`render_day` for each day. Pages depend only on the arguments, so an
+    unchanged page keeps its bytes and mtime."""
     report = WriteReport()
     for day in days:
-        # Feed health is news of the moment: only today's pages carry it, so
-        # past days keep their bytes when a source starts or stops failing.
-        report += _render_day(page, day, clock, problems if day.is_today else [])
+        report += render_day(site, categories, day, health, generated_at)
+    return report
+
+
+def category_page_path(site: SiteSettings, day: str, slug: str, number: int | None) -> Path:
+    """Where a category's page of a day is written; None: its newest page's stable name."""
+    folder = site.output_dir / "digest" / day
+    return folder / f"{slug}.html" if number is None else folder / slug / f"{number}.html"
+
+
+def render_category_page(
+    site: SiteSettings, categories: Sequence[Category], page: DigestPage, page_size: int
+) -> WriteReport:
+    """Write one page of a category's stories of a day; the newest one twice.
+
+    A page holds stories `first` to `first + page_size - 1` of the day, counted
+    from the oldest, newest first, and links to the pages before and after
+    it; only the newest page, whose bytes change with every new story anyway,
+    shows the day's total and links to every page. So an older page changes
+    only when one of its own stories does, and keeps its mtime otherwise. Its
+    "Updated" time is when its newest story was first seen.
+    """
+    shared = _page(site, categories)
+    cards = _Cards(site, shared.clock)
+    day, slug, number = page.day, page.category.slug, page.number
+    last = page.first + len(page.stories) - 1
+    span = f"{page.first}–{last}"
+    count_label = f"stories {span}" if page.total is None else f"stories {span} of {page.total}"
+    generated = max(s.first_seen for s in page.stories)
+    report = WriteReport()
+    targets: list[tuple[int | None, str]] = [(number, "../../../")]
+    if page.newest:
+        targets.append((None, "../../"))
+    shown = cards.html(page.stories, day)
+    for name, root in targets:
+
+        def href(n: int | None, root: str = root) -> str:
+            target = f"{slug}.html" if n is None else f"{slug}/{n}.html"
+            return f"{root}digest/{day}/{target}"
+
+        page_links = []
+        if page.newest and number > 1:
+            page_links = [
+                Link(f"{(n - 1) * page_size + 1}–{min(n * page_size, last)}", href(n))
+                for n in range(number, 0, -1)
+            ]
+        report += shared.render(
+            "category_day.html",
+            category_page_path(site, day, slug, name),
+            root,
+            generated,
+            day=day,
+            page_title=f"{site.title} — {page.category.name} — {day} — {span}",
+            heading=f"{page.category.name} · {day}",
+            home_href=f"{root}index.html",
+            day_href=_day_href(day, root),
+            newest_href=None if page.newest else href(None),
+            newer_href=None if page.newest else href(number + 1),
+            older_href=href(number - 1) if number > 1 else None,
+            page_links=page_links,
+            current_href=href(number),
+            section=SectionView(
+                name=page.category.name,
+                anchor=f"c-{slug}",
+                cards=shown,
+                count_label=count_label,
+                total=last,
+                more=0,
+                more_href=None,
+            ),
+        )
     return report

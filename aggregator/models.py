@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 # --------------------------------------------------------------------------- config
 
@@ -258,12 +259,66 @@ class FeedHealth:
 
 
 @dataclass(frozen=True)
+class DigestStory:
+    """A story as a digest card shows it: no body, only the excerpt made from it."""
+
+    story_id: int
+    title: str
+    link: str | None
+    thumbnail: str | None
+    published: datetime
+    first_seen: datetime
+    excerpt: str
+    sources: tuple[SourceRef, ...]
+
+
+class DigestMember(NamedTuple):
+    """One story in one category's list of a digest day.
+
+    A named tuple rather than a dataclass: a day of a busy site streams tens of
+    thousands. `category` is None for stories whose feeds are in no category;
+    `key` orders a category's list, oldest first (see `storage.DigestReader`);
+    `story` is None while the story has no card yet.
+    """
+
+    category: str | None
+    key: int
+    published: datetime
+    story_id: int
+    story: DigestStory | None
+
+
+@dataclass(frozen=True)
 class DigestSection:
     """One category of one digest day: its newest stories and how many in all."""
 
     category: Category
-    stories: tuple[StoryView, ...]
+    stories: tuple[DigestStory, ...]
     total: int
+
+
+@dataclass(frozen=True)
+class DigestPage:
+    """One page of a category's stories of a day, when they are too many for the day page.
+
+    Pages are counted from the oldest story, so a page keeps its stories (and
+    its bytes) when newer ones arrive: they fill the newest page, then start
+    another. `first` is the position of the page's oldest story among the
+    day's, counted from 1 at the oldest; `stories` are newest first. `total`
+    (how many the category has that day) is given only for the newest page,
+    the one whose bytes change anyway.
+    """
+
+    day: str  # YYYY-MM-DD in the configured time zone
+    category: Category
+    number: int
+    first: int
+    stories: tuple[DigestStory, ...]
+    total: int | None = None
+
+    @property
+    def newest(self) -> bool:
+        return self.total is not None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +21,11 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Connection,
     DateTime,
     Dialect,
     Engine,
+    Exists,
     Float,
     ForeignKey,
     Index,
@@ -40,6 +43,8 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
+    null,
     select,
     text,
     update,
@@ -58,6 +63,8 @@ from sqlalchemy.orm import (
 from aggregator.errors import StorageError
 from aggregator.models import (
     CacheValidators,
+    DigestMember,
+    DigestStory,
     Enclosure,
     FeedContext,
     FeedHealth,
@@ -74,7 +81,7 @@ from aggregator.models import (
 )
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 POLL_HISTORY_DAYS = 30
 #: meta key set whenever stories change, cleared once outputs show them.
 UNPUBLISHED_KEY = "stories_unpublished"
@@ -96,6 +103,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        # SQLite hands back the ISO text SQLAlchemy stored: one C call makes it aware
+        # UTC, a fraction of parse-then-replace (the digest reads 100,000 of these).
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+        return process
 
 
 class CompressedText(TypeDecorator[str]):
@@ -160,7 +178,12 @@ class FeedCategoryRow(Base):
 
 class StoryRow(Base):
     __tablename__ = "stories"
-    __table_args__ = (Index("ix_stories_published", "published", "id"),)
+    __table_args__ = (
+        Index("ix_stories_published", "published", "id"),
+        # Digest days are found and read along this one, never touching the rows,
+        # whose `published` comes after the bodies.
+        Index("ix_stories_first_seen_published", "first_seen", "published"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -174,7 +197,7 @@ class StoryRow(Base):
     thumbnail: Mapped[str | None] = mapped_column(Text)
     published: Mapped[datetime] = mapped_column(UTCDateTime)
     updated: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     enclosures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Only post exports read it, so other queries do not carry it around.
@@ -187,15 +210,43 @@ class SourceRow(Base):
     __tablename__ = "entry_sources"
     __table_args__ = (
         UniqueConstraint("feed_id", "entry_id"),
-        Index("ix_entry_sources_feed_recent", "feed_id", "id", "content_hash"),
+        # A story's feeds without reading its source rows (digest cards and categories).
+        Index("ix_entry_sources_story_feed", "story_id", "feed_id"),
+        # A digest page's stories: the sources of its category's feeds in a range of ids.
+        Index("ix_entry_sources_feed_source", "feed_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
-    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
     entry_id: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CardRow(Base):
+    """What a digest card shows of a story, made by publishing and kept for the next one.
+
+    A narrow copy: the rows of `stories` carry whole bodies (and `published`
+    after them), so reading 50,000 cards from there means reading every body.
+    The excerpt is made from the body once; `feeds` are the ids of the feeds of
+    the story's sources, comma-separated, its first source's feed first. `apply`
+    deletes the card of every story whose fields or sources it changes, and
+    the next publish makes it again.
+    """
+
+    __tablename__ = "digest_cards"
+
+    story_id: Mapped[int] = mapped_column(
+        ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True
+    )
+    title: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    thumbnail: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    feeds: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str] = mapped_column(Text)
 
 
 class PollRow(Base):
@@ -228,6 +279,8 @@ _STORIES = cast(Table, StoryRow.__table__)
 _SOURCES = cast(Table, SourceRow.__table__)
 _FEEDS = cast(Table, FeedRow.__table__)
 _POLLS = cast(Table, PollRow.__table__)
+_FEED_CATEGORIES = cast(Table, FeedCategoryRow.__table__)
+_CARDS = cast(Table, CardRow.__table__)
 
 
 # --------------------------------------------------------------------------- opening
@@ -406,6 +459,40 @@ def _feed_values(poll: PollRecord) -> dict[str, Any]:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _has_active_source(story_id: Any, category: str | None = None, *, below: Any = None) -> Exists:
+    """Whether the story has a source among the active feeds (of `category`, when given).
+
+    `below` only counts sources stored before that source id.
+    """
+    # Core aliases: ORM ones cost more to build than these queries cost to run.
+    source, feed = _SOURCES.alias(), _FEEDS.alias()
+    query = (
+        select(source.c.id)
+        .join(feed, feed.c.id == source.c.feed_id)
+        .where(source.c.story_id == story_id, feed.c.active)
+    )
+    if category is not None:
+        link = _FEED_CATEGORIES.alias()
+        query = query.join(link, link.c.feed_id == source.c.feed_id).where(
+            link.c.category == category
+        )
+    if below is not None:
+        query = query.where(source.c.id < below)
+    return query.exists()
+
+
+def _has_categorised_source(story_id: Any) -> Exists:
+    """Whether any of the story's active feeds is in a category at all."""
+    source, feed, link = _SOURCES.alias(), _FEEDS.alias(), _FEED_CATEGORIES.alias()
+    return (
+        select(source.c.id)
+        .join(feed, feed.c.id == source.c.feed_id)
+        .join(link, link.c.feed_id == source.c.feed_id)
+        .where(source.c.story_id == story_id, feed.c.active)
+        .exists()
+    )
 
 
 # --------------------------------------------------------------------------- the facade
@@ -641,6 +728,10 @@ class Storage:
                     ],
                 )
                 touched.update(story_id for story_id, _ in changed_fields)
+            # Digest cards show a story's fields and sources: the next publish remakes them.
+            stale = [a.story_id for a in intents.added] + [i for i, _ in changed_fields]
+            for chunk in _chunks(stale):
+                session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))
             self._record_poll(session, poll)
             if touched:
                 # In the same transaction as the stories: a kill before the
@@ -720,37 +811,52 @@ class Storage:
 
     def newest_stories(self, category: str | None, limit: int) -> list[StoryView]:
         """The newest stories of a category (None: of every active feed), newest first."""
+        # EXISTS rather than IN: walking the (published, id) index from the newest
+        # end stops after `limit` matches instead of collecting every story id first.
+        in_output = _has_active_source(StoryRow.id, category)
         with self._sessions() as session:
             rows = session.scalars(
                 select(StoryRow)
-                .where(StoryRow.id.in_(self._active_story_ids(category)))
+                .where(in_output)
                 .order_by(StoryRow.published.desc(), StoryRow.id.desc())
                 .limit(limit)
             ).all()
             return self._views(session, rows)
 
-    def stories_first_seen(self, start: datetime, end: datetime) -> list[StoryView]:
-        """Stories of active feeds first seen in [start, end), newest first."""
+    def first_seen_times(self, story_ids: Iterable[int]) -> list[datetime]:
+        """First-seen times of the given stories, for finding the digest days they are on."""
         with self._sessions() as session:
-            rows = session.scalars(
-                select(StoryRow)
-                .where(StoryRow.first_seen >= start, StoryRow.first_seen < end)
-                .where(StoryRow.id.in_(self._active_story_ids(None)))
-                .order_by(StoryRow.published.desc(), StoryRow.id.desc())
-            ).all()
-            return self._views(session, rows)
-
-    def first_seen_times(self, story_ids: Iterable[int] | None = None) -> list[datetime]:
-        """First-seen times of stories (all, or the given ones), for finding digest days."""
-        with self._sessions() as session:
-            if story_ids is None:
-                return list(session.scalars(select(StoryRow.first_seen)))
             result: list[datetime] = []
             for chunk in _chunks(sorted(story_ids)):
                 result.extend(
                     session.scalars(select(StoryRow.first_seen).where(StoryRow.id.in_(chunk)))
                 )
             return result
+
+    def earliest_first_seen(self, since: datetime | None = None) -> datetime | None:
+        """When the first story (at or after `since`) was first seen: how digest days are found.
+
+        One step along the first_seen index per digest day, never a list of all stories.
+        """
+        query = select(func.min(StoryRow.first_seen))
+        if since is not None:
+            query = query.where(StoryRow.first_seen >= since)
+        with self._sessions() as session:
+            return session.scalar(query)
+
+    def latest_first_seen(self, before: datetime | None = None) -> datetime | None:
+        """When the last story (before `before`) was first seen."""
+        query = select(func.max(StoryRow.first_seen))
+        if before is not None:
+            query = query.where(StoryRow.first_seen < before)
+        with self._sessions() as session:
+            return session.scalar(query)
+
+    @contextmanager
+    def digest_reader(self) -> Iterator[DigestReader]:
+        """The digest's reads, on one connection that stays open while pages are written."""
+        with self.engine.connect() as connection:
+            yield DigestReader(connection, _digest_feeds(connection), self._sessions)
 
     def categories_of(self, story_ids: Iterable[int]) -> set[str]:
         """The output categories the given stories appear in."""
@@ -804,38 +910,66 @@ class Storage:
                 )
             return self._views(session, rows, raw=True)
 
-    def _feed_categories(self, session: Session) -> dict[int, tuple[str, ...]]:
-        """Each feed's categories in config order (the table is feeds × categories small)."""
+    def _feed_categories(
+        self, session: Session, feed_ids: Iterable[int]
+    ) -> dict[int, tuple[str, ...]]:
+        """The given feeds' categories, each feed's in config order."""
         found: dict[int, list[str]] = defaultdict(list)
-        query = select(FeedCategoryRow.feed_id, FeedCategoryRow.category).order_by(
-            FeedCategoryRow.feed_id, FeedCategoryRow.position, FeedCategoryRow.category
-        )
-        for feed_id, category in session.execute(query):
-            found[feed_id].append(category)
+        for chunk in _chunks(sorted(feed_ids)):
+            query = (
+                select(FeedCategoryRow.feed_id, FeedCategoryRow.category)
+                .where(FeedCategoryRow.feed_id.in_(chunk))
+                .order_by(
+                    FeedCategoryRow.feed_id, FeedCategoryRow.position, FeedCategoryRow.category
+                )
+            )
+            for feed_id, category in session.execute(query):
+                found[feed_id].append(category)
         return {feed_id: tuple(names) for feed_id, names in found.items()}
 
     def _views(
         self, session: Session, rows: Sequence[StoryRow], *, raw: bool = False
     ) -> list[StoryView]:
-        feed_categories = self._feed_categories(session)
-        feeds_of: dict[int, dict[int, FeedRow]] = defaultdict(dict)
+        # Plain columns rather than FeedRow objects: feeds repeat from story to story.
+        feeds: dict[int, tuple[str, str | None, str | None, str | None, int]] = {}
+        feeds_of: dict[int, dict[int, None]] = defaultdict(dict)
         for chunk in _chunks([row.id for row in rows]):
             query = (
-                select(SourceRow.story_id, FeedRow)
+                select(
+                    SourceRow.story_id,
+                    FeedRow.id,
+                    FeedRow.url,
+                    FeedRow.name,
+                    FeedRow.title,
+                    FeedRow.site_link,
+                    FeedRow.position,
+                )
                 .join(FeedRow, FeedRow.id == SourceRow.feed_id)
                 .where(SourceRow.story_id.in_(chunk), FeedRow.active)
                 .order_by(SourceRow.first_seen, SourceRow.id)
             )
-            for story_id, feed in session.execute(query):
-                feeds_of[story_id].setdefault(feed.id, feed)
+            for story_id, feed_id, url, name, title, site_link, position in session.execute(query):
+                feeds_of[story_id].setdefault(feed_id, None)
+                feeds[feed_id] = (url, name, title, site_link, position)
+        feed_categories = self._feed_categories(session, feeds)
+        refs = {
+            feed_id: SourceRef(
+                feed_url=url,
+                name=name or title or url,
+                site_link=site_link,
+                channel_title=title,
+                categories=feed_categories.get(feed_id, ()),
+            )
+            for feed_id, (url, name, title, site_link, _) in feeds.items()
+        }
         views = []
         for row in rows:
             # The story's first source leads; the others follow in the order they came.
-            feeds = sorted(feeds_of[row.id].values(), key=lambda f: f.id != row.primary_feed_id)
+            ids = sorted(feeds_of[row.id], key=lambda f: f != row.primary_feed_id)
             categories = dict.fromkeys(
                 name
-                for feed in sorted(feeds, key=lambda f: f.position)
-                for name in feed_categories.get(feed.id, ())
+                for feed_id in sorted(ids, key=lambda f: feeds[f][4])
+                for name in feed_categories.get(feed_id, ())
             )
             views.append(
                 StoryView(
@@ -852,16 +986,7 @@ class Storage:
                     tags=tuple(row.tags or ()),
                     categories=tuple(categories),
                     enclosures=_enclosures_from_json(row.enclosures),
-                    sources=tuple(
-                        SourceRef(
-                            feed_url=feed.url,
-                            name=feed.name or feed.title or feed.url,
-                            site_link=feed.site_link,
-                            channel_title=feed.title,
-                            categories=feed_categories.get(feed.id, ()),
-                        )
-                        for feed in feeds
-                    ),
+                    sources=tuple(refs[feed_id] for feed_id in ids),
                     raw_body=row.raw_body if raw else None,
                 )
             )
@@ -869,19 +994,22 @@ class Storage:
 
     # ---- status -------------------------------------------------------------
 
-    def health(self) -> list[FeedHealth]:
-        """Every active feed's last poll and entry count, in config order."""
+    def health(self, *, failing_only: bool = False) -> list[FeedHealth]:
+        """Every active feed's last poll and entry count, in config order.
+
+        `failing_only`: only the feeds pages warn about (`FeedHealth.failing`),
+        without counting every entry (their counts are 0).
+        """
         with self._sessions() as session:
-            counts: dict[int, int] = {
-                feed_id: count
-                for feed_id, count in session.execute(
-                    select(SourceRow.feed_id, func.count()).group_by(SourceRow.feed_id)
-                )
-            }
-            rows = session.scalars(
-                select(FeedRow).where(FeedRow.active).order_by(FeedRow.position)
-            ).all()
-            return [
+            counts: dict[int, int] = {}
+            query = select(FeedRow).where(FeedRow.active).order_by(FeedRow.position)
+            if failing_only:
+                query = query.where(FeedRow.state.not_in(("ok", "new")))
+            else:
+                by_feed = select(SourceRow.feed_id, func.count()).group_by(SourceRow.feed_id)
+                counts.update((feed_id, n) for feed_id, n in session.execute(by_feed))
+            rows = session.scalars(query).all()
+            found = [
                 FeedHealth(
                     url=row.url,
                     name=row.name or row.title or row.url,
@@ -897,6 +1025,7 @@ class Storage:
                 )
                 for row in rows
             ]
+            return [h for h in found if h.failing] if failing_only else found
 
     def count_stories(self) -> int:
         with self._sessions() as session:
@@ -912,3 +1041,308 @@ class Storage:
 
 def _stored_source(row: SourceRow) -> StoredSource:
     return StoredSource(row.id, row.feed_id, row.entry_id, row.story_id, row.content_hash)
+
+
+# --------------------------------------------------------------------------- digest reads
+
+_SORT_KEY = "sort_key"
+_MEMBER = "m"
+
+
+def _digest_feeds(connection: Connection) -> dict[int, SourceRef]:
+    """Every active feed as digest cards name it, with its categories in config order."""
+    categories: dict[int, list[str]] = defaultdict(list)
+    query = select(FeedCategoryRow.feed_id, FeedCategoryRow.category).order_by(
+        FeedCategoryRow.feed_id, FeedCategoryRow.position, FeedCategoryRow.category
+    )
+    for feed_id, category in connection.execute(query):
+        categories[feed_id].append(category)
+    feeds = select(FeedRow.id, FeedRow.url, FeedRow.name, FeedRow.title, FeedRow.site_link)
+    return {
+        feed_id: SourceRef(
+            feed_url=url,
+            name=name or title or url,
+            site_link=site_link,
+            channel_title=title,
+            categories=tuple(categories.get(feed_id, ())),
+        )
+        for feed_id, url, name, title, site_link in connection.execute(feeds.where(FeedRow.active))
+    }
+
+
+class DigestReader:
+    """The digest's reads over one connection: narrow columns and cards, never a body.
+
+    A category's stories of a day are ordered by a *key*: the id of the first
+    of their sources stored among that category's active feeds. Source ids only
+    grow, so a story that reaches a category later (new, or cross-posted there
+    from a feed of another category) sorts after every story already in it,
+    and pages counted from the oldest keep their stories when new ones come.
+    Stories whose active feeds are in no category form the category None.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        feeds: Mapping[int, SourceRef],
+        sessions: sessionmaker[Session],
+    ) -> None:
+        self._connection = connection
+        self._feeds = feeds
+        self._sessions = sessions
+        # The active feeds of each category (None: of none), for queries that look at
+        # sources alone rather than joining feeds and their categories row by row.
+        self._feeds_of: dict[str | None, list[int]] = defaultdict(list)
+        for feed_id, ref in feeds.items():
+            for category in ref.categories or (None,):
+                self._feeds_of[category].append(feed_id)
+        # Only a config with a feed in no category has an "other sources" list to read.
+        self._uncategorised = bool(self._feeds_of.get(None))
+        self._sources: dict[str, tuple[SourceRef, ...]] = {}
+        self._page_queries: dict[str | None, Any] = {}
+
+    # ---- queries
+
+    def _grouped(self, start: datetime, end: datetime, category: str | None, all_: bool) -> Any:
+        """(category, story id, key, published) of a day's stories: of one category, of
+        every category (`all_`), or of none (`category` None)."""
+        categorised = all_ or category is not None
+        key = func.min(SourceRow.id).label(_SORT_KEY)
+        query = (
+            select(
+                (FeedCategoryRow.category if categorised else null()).label("category"),
+                StoryRow.id.label("story_id"),
+                key,
+                StoryRow.published.label("published"),
+            )
+            .select_from(SourceRow)
+            .join(FeedRow, FeedRow.id == SourceRow.feed_id)
+            .join(StoryRow, StoryRow.id == SourceRow.story_id)
+            .where(FeedRow.active, StoryRow.first_seen >= start, StoryRow.first_seen < end)
+        )
+        if not categorised:
+            return query.where(~_has_categorised_source(StoryRow.id)).group_by(StoryRow.id)
+        query = query.join(FeedCategoryRow, FeedCategoryRow.feed_id == SourceRow.feed_id)
+        if category is not None:
+            query = query.where(FeedCategoryRow.category == category)
+        # Grouped by the story's primary key, so PostgreSQL takes `published` too.
+        return query.group_by(FeedCategoryRow.category, StoryRow.id)
+
+    def _with_cards(self, grouped: Any) -> tuple[Any, Any]:
+        """The grouped rows with their stories' cards, when made (outer join), and the
+        subquery of the grouped rows, to order by."""
+        member = grouped.subquery(_MEMBER)
+        return select(
+            member.c.category,
+            member.c.sort_key,
+            member.c.published,
+            member.c.story_id,
+            CardRow.title,
+            CardRow.link,
+            CardRow.thumbnail,
+            CardRow.first_seen,
+            CardRow.feeds,
+            CardRow.excerpt,
+        ).outerjoin(CardRow, CardRow.story_id == member.c.story_id), member
+
+    def _members(
+        self, query: Any, params: Mapping[str, Any] | None = None, *, stream: bool = False
+    ) -> Iterator[DigestMember]:
+        if stream:
+            options = {"yield_per": 2000}
+            result = self._connection.execute(query, params, execution_options=options)
+            rows: Iterable[Any] = (row for batch in result.partitions() for row in batch)
+        else:
+            rows = self._connection.execute(query, params).all()
+        story = self._story
+        for category, key, published, story_id, title, link, thumbnail, seen, feeds, words in rows:
+            yield DigestMember(
+                category,
+                key,
+                published,
+                story_id,
+                None
+                if title is None
+                else story(story_id, title, published, link, thumbnail, seen, feeds, words),
+            )
+
+    def _story(
+        self,
+        story_id: int,
+        title: str,
+        published: datetime,
+        link: str | None,
+        thumbnail: str | None,
+        first_seen: datetime,
+        feeds: str,
+        excerpt: str,
+    ) -> DigestStory:
+        sources = self._sources.get(feeds)
+        if sources is None:  # a few hundred distinct lists at most: feeds and their cross-posts
+            sources = tuple(
+                ref for f in feeds.split(",") if f and (ref := self._feeds.get(int(f))) is not None
+            )
+            self._sources[feeds] = sources
+        return DigestStory(
+            story_id, title, link, thumbnail, published, first_seen, excerpt, sources
+        )
+
+    # ---- what the digest asks
+
+    def day_members(self, start: datetime, end: datetime) -> Iterator[DigestMember]:
+        """Every category's stories first seen in [start, end), streamed.
+
+        Category by category (None last), each in key order: oldest first.
+        """
+        query, member = self._with_cards(self._grouped(start, end, None, all_=True))
+        yield from self._members(query.order_by(member.c.category, member.c.sort_key), stream=True)
+        if self._uncategorised:
+            query, member = self._with_cards(self._grouped(start, end, None, all_=False))
+            yield from self._members(query.order_by(member.c.sort_key), stream=True)
+
+    def members_of(
+        self, story_ids: Iterable[int], start: datetime, end: datetime
+    ) -> list[DigestMember]:
+        """Where the given stories stand, for those first seen in [start, end)."""
+        found: list[DigestMember] = []
+        for chunk in _chunks(sorted(set(story_ids))):
+            for all_ in (True, False) if self._uncategorised else (True,):
+                grouped = self._grouped(start, end, None, all_=all_)
+                query, _ = self._with_cards(grouped.where(StoryRow.id.in_(chunk)))
+                found.extend(self._members(query))
+        return found
+
+    def page_members(
+        self, start: datetime, end: datetime, category: str | None, key_from: int, key_to: int
+    ) -> list[DigestMember]:
+        """A category's stories of the day with keys in [key_from, key_to), in key order.
+
+        Only that category's sources in that id range are read, so a page costs
+        the same however long the day's list is; a story with an earlier source
+        in the category has an earlier key and belongs to an earlier page.
+        """
+        query = self._page_queries.get(category)
+        if query is None:  # built once per category: building costs more than running
+            query = self._page_queries[category] = self._page_query(category)
+        params = {"start": start, "end": end, "key_from": key_from, "key_to": key_to}
+        return list(self._members(query, params))
+
+    def _page_query(self, category: str | None) -> Any:
+        key_from, key_to = bindparam("key_from", type_=Integer), bindparam("key_to", type_=Integer)
+        grouped = (
+            select(
+                (null() if category is None else literal(category)).label("category"),
+                StoryRow.id.label("story_id"),
+                func.min(SourceRow.id).label(_SORT_KEY),
+                StoryRow.published.label("published"),
+            )
+            .select_from(SourceRow)
+            .join(StoryRow, StoryRow.id == SourceRow.story_id)
+            .where(
+                SourceRow.feed_id.in_(self._feeds_of.get(category, [])),
+                SourceRow.id >= key_from,
+                SourceRow.id < key_to,
+                StoryRow.first_seen >= bindparam("start"),
+                StoryRow.first_seen < bindparam("end"),
+                ~_has_active_source(SourceRow.story_id, category, below=key_from),
+            )
+            .group_by(StoryRow.id)
+        )
+        if category is None:
+            grouped = grouped.where(~_has_categorised_source(StoryRow.id))
+        query, member = self._with_cards(grouped)
+        return query.order_by(member.c.sort_key)
+
+    def newest(
+        self, start: datetime, end: datetime, category: str | None, limit: int
+    ) -> list[DigestMember]:
+        """A category's `limit` newest stories of the day, newest first."""
+        query, member = self._with_cards(self._grouped(start, end, category, all_=False))
+        order = (member.c.published.desc(), member.c.story_id.desc())
+        return list(self._members(query.order_by(*order).limit(limit)))
+
+    def stories(self, story_ids: Iterable[int]) -> dict[int, DigestStory]:
+        """The cards of the given stories, by id; stories without one are left out."""
+        found: dict[int, DigestStory] = {}
+        for chunk in _chunks(sorted(set(story_ids))):
+            query = select(
+                CardRow.story_id,
+                CardRow.title,
+                CardRow.published,
+                CardRow.link,
+                CardRow.thumbnail,
+                CardRow.first_seen,
+                CardRow.feeds,
+                CardRow.excerpt,
+            ).where(CardRow.story_id.in_(chunk))
+            for row in self._connection.execute(query):
+                found[row[0]] = self._story(*row)
+        return found
+
+    def make_cards(
+        self,
+        story_ids: Iterable[int],
+        excerpt: Callable[[str | None, str | None], str],
+    ) -> dict[int, DigestStory]:
+        """Make and keep the cards of the given stories.
+
+        `excerpt(summary, content)` is the digest's rule for the text under a
+        title; it is the one reason a card reads a body. Written in a
+        transaction of its own while this reader's queries may still be open;
+        another publisher making the same cards meanwhile only replaces them
+        with the same values.
+        """
+        made: list[dict[str, Any]] = []
+        with self._sessions.begin() as session:
+            for chunk in _chunks(sorted(set(story_ids))):
+                feeds: dict[int, dict[int, None]] = defaultdict(dict)
+                of_stories = (
+                    select(SourceRow.story_id, SourceRow.feed_id)
+                    .where(SourceRow.story_id.in_(chunk))
+                    .order_by(SourceRow.story_id, SourceRow.first_seen, SourceRow.id)
+                )
+                for story_id, feed_id in session.execute(of_stories):
+                    feeds[story_id][feed_id] = None
+                query = select(
+                    StoryRow.id,
+                    StoryRow.title,
+                    StoryRow.link,
+                    StoryRow.thumbnail,
+                    StoryRow.published,
+                    StoryRow.first_seen,
+                    StoryRow.primary_feed_id,
+                    StoryRow.summary,
+                    StoryRow.content,
+                ).where(StoryRow.id.in_(chunk))
+                cards = []
+                for (
+                    story_id,
+                    title,
+                    link,
+                    thumbnail,
+                    published,
+                    first_seen,
+                    primary,
+                    summary,
+                    content,
+                ) in session.execute(query):
+                    # The story's first source leads; the others follow in the order they came.
+                    order = sorted(feeds[story_id], key=lambda f: f != primary)
+                    cards.append(
+                        {
+                            "story_id": story_id,
+                            "title": title,
+                            "link": link,
+                            "thumbnail": thumbnail,
+                            "published": published,
+                            "first_seen": first_seen,
+                            "feeds": ",".join(map(str, order)),
+                            "excerpt": excerpt(summary, content),
+                        }
+                    )
+                session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))
+                if cards:
+                    # Core executemany: the ORM's bulk insert compiles anew per batch size.
+                    session.execute(insert(_CARDS), cards)
+                made += cards
+        return {card["story_id"]: self._story(**card) for card in made}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import random
 import re
 import time
 from dataclasses import replace
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.clean import normalise_entry, plain_text
+from aggregator.clean import excerpt_text, normalise_entry, plain_text, sanitise_html
 from aggregator.models import Enclosure, EntryData, FetchLimits, RawEntry
 from aggregator.parse import parse_document
 from tests.conftest import shared_path
@@ -462,6 +463,51 @@ def test_plain_text_cuts_text_without_spaces_hard() -> None:
 
 def test_plain_text_under_the_limit_is_untouched() -> None:
     assert plain_text("short", 80) == "short"
+
+
+def test_plain_text_keeps_lone_no_break_spaces_and_collapses_every_other_run() -> None:
+    rng = random.Random(2)
+    pieces = [" ", "\xa0", "\t", "\n", "\u3000", "\u2009", "a", "b", "中"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+        runs = re.sub(r"\s+", lambda m: m[0] if m[0] == "\xa0" else " ", text).strip()
+        assert plain_text(html.escape(text)) == runs, repr(text)
+
+
+def random_body(rng: random.Random) -> str:
+    """HTML of every shape the excerpt shortcut has to get right, before sanitising."""
+    pieces = [
+        "word",
+        "中文摘要",
+        "&amp;",
+        "&nbsp;",
+        "&lt;b&gt;",
+        " ",
+        "  \n\t ",
+        "\xa0",
+        "x" * 90,
+        "<b>bold</b>",
+        '<a href="/x?a=1&amp;b=2" title="a>b">link</a>',
+        '<img src="/i.png" alt="<tag>">',
+        "<br>",
+        "<p>",
+        "</p>",
+        "<ul><li>a</li><li>b</li></ul>",
+        "<pre>  pre  text </pre>",
+        "<table><tr><td>cell</td></tr></table>",
+        "<script>hidden()</script>",
+        "<!-- note -->",
+        "<h2>Head</h2>",
+    ]
+    return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 400)))
+
+
+def test_excerpt_of_a_sanitised_body_is_its_plain_text_cut() -> None:
+    rng = random.Random(1)
+    for _ in range(300):
+        body = sanitise_html(random_body(rng), BASE)
+        for limit in (1, 7, 60, 200):
+            assert excerpt_text(body, limit) == plain_text(body, limit), (body, limit)
 
 
 RAW_HTML = (

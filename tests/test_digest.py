@@ -10,16 +10,16 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import html as lxml_html
 
-from aggregator.digest import render_digest, title_lang
+from aggregator.digest import excerpt, render_category_page, render_digest, title_lang
 from aggregator.models import (
     Category,
     DigestDay,
+    DigestPage,
     DigestSection,
-    Enclosure,
+    DigestStory,
     FeedHealth,
     SiteSettings,
     SourceRef,
-    StoryView,
     WriteReport,
 )
 from tests import factories
@@ -41,28 +41,22 @@ def make_site(tmp_path: Path, **overrides: Any) -> SiteSettings:
     return factories.make_site(tmp_path, **{"digest_per_category": 3, **overrides})
 
 
-def story(n: int, **overrides: Any) -> StoryView:
+def story(n: int, **overrides: Any) -> DigestStory:
     seen = datetime(2024, 3, 1, 1, 30, tzinfo=UTC) - timedelta(minutes=10 * n)
     values: dict[str, Any] = {
-        "uid": f"urn:uuid:00000000-0000-5000-8000-{n:012d}",
+        "story_id": n,
         "title": f"Story number {n}",
         "link": f"https://site.example.com/{n}",
-        "author": None,
-        "published": seen - timedelta(minutes=1),
-        "updated": None,
-        "first_seen": seen,
-        "summary": f"<p>Summary of <b>story {n}</b> &amp; more.</p>",
-        "content": None,
         "thumbnail": None,
-        "tags": (),
-        "categories": ("Tech",),
-        "enclosures": (),
+        "published": seen - timedelta(minutes=1),
+        "first_seen": seen,
+        "excerpt": excerpt(f"<p>Summary of <b>story {n}</b> &amp; more.</p>", None),
         "sources": (
             SourceRef("https://site.example.com/feed", "Site", "https://site.example.com/"),
         ),
     }
     values.update(overrides)
-    return StoryView(**values)
+    return DigestStory(**values)
 
 
 TECH_STORIES = (
@@ -70,8 +64,6 @@ TECH_STORIES = (
         0,
         title="Launch day",
         thumbnail="https://cdn.example.com/launch.jpg",
-        tags=("space",),
-        enclosures=(Enclosure("https://cdn.example.com/a.mp3", "audio/mpeg", 10),),
         sources=(
             SourceRef("https://a.example/feed", "Alpha News", "https://a.example/"),
             SourceRef("https://b.example/rss", "Beta Wire"),
@@ -83,11 +75,30 @@ TECH_STORIES = (
     story(4),
 )
 CHINA_STORIES = (
-    story(5, title="北京发布人工智能新规", categories=("中国",), summary="<p>中文摘要。</p>"),
-    story(
-        6, title="東京で桜が開花しました", categories=("中国",), thumbnail="https://c.example/s.png"
-    ),
+    story(5, title="北京发布人工智能新规", excerpt=excerpt("<p>中文摘要。</p>", None)),
+    story(6, title="東京で桜が開花しました", thumbnail="https://c.example/s.png"),
 )
+#: Two stories a page: TECH's five make three pages, counted from the oldest (story 4).
+PAGE_SIZE = 2
+
+
+def tech_pages(stories: tuple[DigestStory, ...] = TECH_STORIES) -> list[DigestPage]:
+    """The category pages of TECH_STORIES (newest first) as core would cut them."""
+    oldest_first = stories[::-1]
+    chunks = [oldest_first[i : i + PAGE_SIZE] for i in range(0, len(stories), PAGE_SIZE)]
+    return [
+        DigestPage(
+            TODAY,
+            TECH,
+            number,
+            (number - 1) * PAGE_SIZE + 1,
+            chunk[::-1],
+            len(stories) if number == len(chunks) else None,
+        )
+        for number, chunk in enumerate(chunks, start=1)
+    ]
+
+
 HEALTH = (
     FeedHealth("https://ok.example/feed", "Fine Feed", "ok", GENERATED, 200, None, 10),
     FeedHealth(
@@ -122,9 +133,17 @@ def site(tmp_path: Path) -> SiteSettings:
     return make_site(tmp_path)
 
 
+def render_pages(site: SiteSettings, pages: list[DigestPage]) -> WriteReport:
+    report = WriteReport()
+    for page in pages:
+        report += render_category_page(site, CATEGORIES, page, PAGE_SIZE)
+    return report
+
+
 @pytest.fixture
 def rendered(site: SiteSettings) -> WriteReport:
-    return render_digest(site, CATEGORIES, [yesterday(), today()], HEALTH, GENERATED)
+    report = render_digest(site, CATEGORIES, [yesterday(), today()], HEALTH, GENERATED)
+    return report + render_pages(site, tech_pages())
 
 
 def page(path: Path) -> Any:
@@ -138,20 +157,24 @@ def out(site: SiteSettings, relative: str) -> Path:
 # --------------------------------------------------------------------------- files
 
 
-def test_writes_day_pages_index_and_full_lists(site: SiteSettings, rendered: WriteReport) -> None:
+def test_writes_day_pages_index_and_category_pages(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
     assert set(rendered.written) == {
         out(site, f"digest/{YESTERDAY}.html"),
         out(site, f"digest/{TODAY}.html"),
         out(site, "index.html"),
-        out(site, f"digest/{TODAY}/tech.html"),  # 5 stories > 3 shown
+        out(site, f"digest/{TODAY}/tech/1.html"),  # stories 1-2, counted from the oldest
+        out(site, f"digest/{TODAY}/tech/2.html"),
+        out(site, f"digest/{TODAY}/tech/3.html"),
+        out(site, f"digest/{TODAY}/tech.html"),  # the newest page again, where "more" leads
     }
-    assert not out(site, f"digest/{TODAY}/china.html").exists()  # 2 fit
-    assert not out(site, f"digest/{YESTERDAY}/tech.html").exists()
 
 
 def test_same_inputs_rewrite_nothing(site: SiteSettings, rendered: WriteReport) -> None:
     before = {path: path.stat().st_mtime_ns for path in rendered.written}
     again = render_digest(site, CATEGORIES, [yesterday(), today()], HEALTH, GENERATED)
+    again += render_pages(site, tech_pages())
     assert again.written == ()
     assert set(again.unchanged) == set(before)
     assert {path: path.stat().st_mtime_ns for path in before} == before
@@ -222,11 +245,71 @@ def test_sections_in_order_capped_with_more_link(site: SiteSettings, rendered: W
     assert titles == ["Launch day", "No link here", "<script>alert(1)</script> escaped"]
 
 
-def test_full_list_page_shows_every_story(site: SiteSettings, rendered: WriteReport) -> None:
-    doc = page(out(site, f"digest/{TODAY}/tech.html"))
-    assert len(doc.xpath("//article")) == 5
-    assert doc.xpath(f"//a[@href='../../digest/{TODAY}.html']")
+def test_every_story_of_a_category_is_reachable_page_by_page(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
+    path = out(site, f"digest/{TODAY}/tech.html")
+    doc = page(path)
+    assert doc.xpath(f"//a[@href='../../digest/{TODAY}.html']")  # back to the day
     assert doc.xpath("//head/link[@href='" + BASE + "feeds/all.atom']")
+    titles = []
+    while True:
+        titles += [a.text_content() for a in doc.xpath("//article//h3")]
+        older = doc.xpath("//a[@rel='next']/@href")
+        if not older:
+            break
+        path = (path.parent / older[0]).resolve()
+        doc = page(path)
+    assert titles == [s.title for s in TECH_STORIES]
+    assert path == out(site, f"digest/{TODAY}/tech/1.html").resolve()
+
+
+def test_newest_page_counts_the_day_and_lists_every_page(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
+    newest = page(out(site, f"digest/{TODAY}/tech.html"))
+    assert newest.xpath("string(//h2/span)") == "stories 5–5 of 5"
+    assert newest.xpath("//ul[@class='toc']//a/text()") == ["5–5", "3–4", "1–2"]
+    assert newest.xpath("//a[@aria-current='page']/@href") == [f"../../digest/{TODAY}/tech/3.html"]
+    assert not newest.xpath("//a[@rel='prev']")  # nothing newer
+    assert page(out(site, f"digest/{TODAY}/tech/3.html")).xpath("string(//main)") == (
+        newest.xpath("string(//main)")
+    )
+    middle = page(out(site, f"digest/{TODAY}/tech/2.html"))
+    assert middle.xpath("string(//h2/span)") == "stories 3–4"
+    assert middle.xpath("//a[@rel='prev']/@href") == [f"../../../digest/{TODAY}/tech/3.html"]
+    assert middle.xpath("//a[@rel='next']/@href") == [f"../../../digest/{TODAY}/tech/1.html"]
+    assert middle.xpath("//a[contains(., 'Newest')]/@href") == [
+        f"../../../digest/{TODAY}/tech.html"
+    ]
+    assert not middle.xpath("//ul[@class='toc']")
+    # "Updated" on a page is when its newest story was first seen: story 1, at 01:20Z.
+    assert middle.xpath("//footer//time/@datetime") == ["2024-03-01T09:20:00+08:00"]
+
+
+def test_older_pages_keep_their_bytes_when_new_stories_arrive(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
+    mtimes = {n: out(site, f"digest/{TODAY}/tech/{n}.html").stat().st_mtime_ns for n in (1, 2)}
+    newer = (story(10, first_seen=datetime(2024, 3, 1, 2, 0, tzinfo=UTC)), *TECH_STORIES)
+    pages = tech_pages(newer)  # six stories: story 10 fills page 3
+    report = render_pages(site, pages)
+    assert set(report.written) == {
+        out(site, f"digest/{TODAY}/tech/3.html"),
+        out(site, f"digest/{TODAY}/tech.html"),
+    }
+    assert {
+        n: out(site, f"digest/{TODAY}/tech/{n}.html").stat().st_mtime_ns for n in (1, 2)
+    } == mtimes
+
+
+def test_excerpt_is_plain_text_cut_at_a_word() -> None:
+    body = "<p>" + "Word &amp; <b>bold</b> " * 40 + "</p>"
+    made = excerpt(None, body)
+    assert made.startswith("Word & bold Word & bold")
+    assert len(made) <= 200 and made.endswith("…")
+    assert excerpt("<p>Short <i>summary</i></p>", body) == "Short summary"
+    assert excerpt(None, None) == ""
 
 
 def test_story_card(site: SiteSettings, rendered: WriteReport) -> None:
@@ -355,3 +438,13 @@ def test_new_generated_time_rewrites_only_what_was_asked(
     report = render_digest(site, CATEGORIES, [today()], HEALTH, later)
     assert out(site, "index.html") in report.written
     assert out(site, f"digest/{YESTERDAY}.html") not in report.written + report.unchanged
+
+
+def test_datetime_attributes_have_at_most_milliseconds(site: SiteSettings) -> None:
+    """HTML allows one to three digits of a second's fraction; first-seen times have six."""
+    seen = datetime(2024, 3, 1, 1, 30, 5, 123456, tzinfo=UTC)
+    late = story(0, first_seen=seen, published=seen + timedelta(hours=1))  # shown: first seen
+    render_digest(site, CATEGORIES, [today(sections=(DigestSection(TECH, (late,), 1),))], (), seen)
+    doc = page(out(site, "index.html"))
+    assert doc.xpath("//article//time/@datetime") == ["2024-03-01T09:30:05.123+08:00"]
+    assert doc.xpath("//footer//time/@datetime") == ["2024-03-01T09:30:05.123+08:00"]

@@ -124,9 +124,16 @@ def test_removed_feed_drops_out_of_outputs(database_url: str) -> None:
 def test_first_seen_window_and_health(database_url: str) -> None:
     storage = open_db(database_url)
     ingest(storage, A, [entry("old", "https://x.test/old")], NOW - timedelta(days=1))
-    ingest(storage, A, [entry("old", "https://x.test/old"), entry("new", "https://x.test/new")])
-    today = storage.stories_first_seen(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
-    assert [s.title for s in today] == ["Title new"]
+    _, touched = ingest(
+        storage, A, [entry("old", "https://x.test/old"), entry("new", "https://x.test/new")]
+    )
+    window = (NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    with storage.digest_reader() as reader:
+        today = list(reader.day_members(*window))
+    assert [(m.category, m.story_id) for m in today] == [("tech", *touched)]
+    assert storage.earliest_first_seen() == NOW - timedelta(days=1)
+    assert storage.earliest_first_seen(window[0]) == NOW
+    assert storage.latest_first_seen(window[0]) == NOW - timedelta(days=1)
     health = {h.url: h for h in storage.health()}
     assert health[A.url].entries == 2 and health[A.url].state == "ok"
     assert health[A.url].next_check == NOW + A.interval
@@ -280,3 +287,89 @@ def test_raw_html_is_stored_deflated_and_survives_migrating_down_and_up(
     (story,) = upgraded.stories_with_raw_body(upgraded.story_ids_for_export())
     assert story.raw_body == raw
     assert upgraded.newest_stories(None, 5)[0].title == "Title a1"
+
+
+# --------------------------------------------------------------------------- digest reads
+
+DAY = (NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+U = FeedSource("https://u.test/feed", "Feed U", (), timedelta(minutes=30))
+
+
+def story_ids(storage: Storage, source: FeedSource, entries: list[EntryData]) -> list[int]:
+    """Ingest new entries and return their story ids in entry order."""
+    _, touched = ingest(storage, source, entries)
+    assert len(touched) == len(entries)
+    return sorted(touched)
+
+
+def test_digest_lists_follow_the_order_stories_reached_each_category(database_url: str) -> None:
+    storage = open_db(database_url)
+    a1, a2 = story_ids(
+        storage, A, [entry("a1", "https://x.test/1", 30), entry("a2", "https://x.test/2", 5)]
+    )
+    # B (science, tech) brings a new story and cross-posts a1, which reaches science only now.
+    ingest(storage, B, [entry("b1", "https://y.test/1", 1), entry("b2", "https://x.test/1", 40)])
+    (b1,) = [s for s in storage.story_ids_for_export() if s not in (a1, a2)]
+    with storage.digest_reader() as reader:
+        members = list(reader.day_members(*DAY))
+        by_category = {
+            c: [m.story_id for m in members if m.category == c] for c in ("science", "tech")
+        }
+        assert by_category == {"science": [b1, a1], "tech": [a1, a2, b1]}
+        assert [m.category for m in members] == sorted(m.category or "" for m in members)
+        keys = {(m.category, m.story_id): m.key for m in members}
+        # A page starting after a1's tech key leaves a1 out, though B's source of it is later.
+        tech_from_a2 = reader.page_members(*DAY, "tech", keys["tech", a2], 10**9)
+        assert [m.story_id for m in tech_from_a2] == [a2, b1]
+        assert [m.story_id for m in reader.page_members(*DAY, "science", 0, 10**9)] == [b1, a1]
+        assert sorted((m.category, m.story_id) for m in reader.members_of([a1], *DAY)) == [
+            ("science", a1),
+            ("tech", a1),
+        ]
+        assert [m.story_id for m in reader.newest(*DAY, "tech", 2)] == [b1, a2]  # by published
+        assert reader.members_of([a1], NOW + timedelta(days=1), NOW + timedelta(days=2)) == []
+
+
+def test_cards_are_made_once_and_remade_after_the_story_changes(database_url: str) -> None:
+    storage = open_db(database_url)
+    (a1,) = story_ids(storage, A, [entry("a1", "https://x.test/1")])
+    bodies: list[tuple[str | None, str | None]] = []
+
+    def excerpt(summary: str | None, content: str | None) -> str:
+        bodies.append((summary, content))
+        return f"excerpt {len(bodies)}"
+
+    with storage.digest_reader() as reader:
+        (member,) = reader.day_members(*DAY)
+        assert member.story is None and reader.stories([a1]) == {}
+        made = reader.make_cards([a1], excerpt)
+        assert bodies == [("<p>a1</p>", None)]
+        assert made[a1].title == "Title a1" and made[a1].excerpt == "excerpt 1"
+        assert [s.name for s in made[a1].sources] == ["Feed A"]
+        assert reader.stories([a1]) == made
+        (member,) = reader.day_members(*DAY)
+        assert member.story == made[a1]
+
+    # A second source changes what the card shows: its card goes, and so on an edit.
+    ingest(storage, B, [entry("b1", "https://x.test/1")])
+    with storage.digest_reader() as reader:
+        assert reader.stories([a1]) == {}
+        card = reader.make_cards([a1], excerpt)[a1]
+        assert [s.name for s in card.sources] == ["Feed A", "https://b.test/feed"]
+    ingest(storage, A, [entry("a1", "https://x.test/1", title="Edited")])
+    with storage.digest_reader() as reader:
+        assert reader.stories([a1]) == {}
+        assert reader.make_cards([a1], excerpt)[a1].title == "Edited"
+
+
+def test_stories_of_feeds_in_no_category_form_their_own_list(database_url: str) -> None:
+    storage = open_storage(database_url)
+    storage.sync_feeds([A, U], NOW)
+    (u1,) = story_ids(storage, U, [entry("u1", "https://u.test/1")])
+    (shared,) = story_ids(storage, U, [entry("u2", "https://u.test/2")])
+    ingest(storage, A, [entry("a1", "https://u.test/2")])  # now in tech as well
+    with storage.digest_reader() as reader:
+        members = [(m.category, m.story_id) for m in reader.day_members(*DAY)]
+        assert members == [("tech", shared), (None, u1)]
+        assert [m.story_id for m in reader.page_members(*DAY, None, 0, 10**9)] == [u1]
+        assert [m.story_id for m in reader.newest(*DAY, None, 5)] == [u1]

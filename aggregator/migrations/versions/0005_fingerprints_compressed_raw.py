@@ -1,4 +1,4 @@
-"""a feed's newest entries by fingerprint, so unchanged ones skip cleaning; raw HTML deflated
+"""raw entry HTML stored deflated: a third of the database, read only by post exports
 
 Revision ID: 0005
 Revises: 0004
@@ -71,12 +71,8 @@ def _convert_raw_body(
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_entry_sources_feed_recent", "entry_sources", ["feed_id", "id", "content_hash"]
-    )
     _convert_raw_body(sa.Text, sa.LargeBinary, _compress)
 
 
 def downgrade() -> None:
     _convert_raw_body(sa.LargeBinary, sa.Text, _decompress)
-    op.drop_index("ix_entry_sources_feed_recent", table_name="entry_sources")

@@ -1,0 +1,235 @@
+"""Digest pages through the whole pipeline: what an incremental publish rewrites, and that it
+always ends where a full rebuild would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from lxml import html as lxml_html
+
+from aggregator.core import Aggregator, make_aggregator
+from aggregator.digest_days import CENSUS_KEY
+from tests.conftest import ConfigWriter
+from tests.feedbuilder import Item, rss
+from tests.httpserver import Reply, Request, serve
+
+RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
+START = datetime(2024, 1, 1, 10, tzinfo=UTC)
+
+
+class Feeds:
+    """Two feeds whose items the tests add to and edit between polls."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[Item]] = {"/tech": [], "/science": []}
+
+    def add(self, path: str, count: int, *, link_of: str | None = None) -> None:
+        items = self.items[path]
+        for _ in range(count):
+            n = len(items)
+            link = link_of or f"https://site.test{path}/{n}"
+            date = format_datetime(START + timedelta(minutes=n), usegmt=True)
+            items.insert(0, Item(f"{path[1:]} story {n}", link, f"{path}-{n}", date, f"<p>{n}</p>"))
+
+    def edit(self, path: str, n: int, title: str) -> None:
+        items = self.items[path]
+        index = len(items) - 1 - n
+        old = items[index]
+        items[index] = Item(title, old.link, old.guid, old.date, old.description)
+
+    def reply(self, request: Request) -> Reply:
+        return Reply(body=rss(request.path, self.items[request.path]), headers=RSS)
+
+
+@pytest.fixture
+def feeds() -> Feeds:
+    return Feeds()
+
+
+@pytest.fixture
+def aggregator(write_config: ConfigWriter, feeds: Feeds) -> Iterator[Aggregator]:
+    with serve({"/tech": feeds.reply, "/science": feeds.reply}) as server:
+        config = write_config(
+            [
+                {"url": server.url("/tech"), "name": "Tech feed", "categories": ["tech"]},
+                {"url": server.url("/science"), "name": "Science feed", "categories": ["science"]},
+            ],
+            digest_per_category=2,
+        )
+        made = make_aggregator(config)
+        made.page_size = 3
+        try:
+            yield made
+        finally:
+            made.close()
+
+
+def public(aggregator: Aggregator) -> Path:
+    return aggregator.config.site.output_dir
+
+
+def day_folder(aggregator: Aggregator) -> Path:
+    today = datetime.now(UTC).astimezone(aggregator.zone).date().isoformat()
+    return public(aggregator) / "digest" / today
+
+
+def digest_written(aggregator: Aggregator, feeds: Feeds) -> set[str]:
+    """Poll, publish what changed, and return the digest files written (relative to the day)."""
+    report = aggregator.update()
+    assert not report.failed
+    folder = day_folder(aggregator)
+    return {
+        path.relative_to(folder).as_posix() if path.is_relative_to(folder) else path.name
+        for path in report.published.written
+        if path.suffix == ".html"
+    }
+
+
+def pages(aggregator: Aggregator, category: str) -> list[list[str]]:
+    """The titles on each of the category's pages, newest page first, following "Older" links."""
+    path = day_folder(aggregator) / f"{category}.html"
+    found = []
+    while True:
+        doc = lxml_html.fromstring(path.read_bytes())
+        found.append([h.text_content() for h in doc.xpath("//article//h3")])
+        times = doc.xpath("//article//time/@datetime")
+        assert times == sorted(times, reverse=True)  # each page newest first
+        older = doc.xpath("//a[@rel='next']/@href")
+        if not older:
+            return found
+        path = (path.parent / older[0]).resolve()
+
+
+def titles(aggregator: Aggregator, category: str) -> set[str]:
+    every = [title for page in pages(aggregator, category) for title in page]
+    assert len(every) == len(set(every))
+    return set(every)
+
+
+def stories(path: str, numbers: range) -> set[str]:
+    return {f"{path} story {n}" for n in numbers}
+
+
+def assert_full_rebuild_changes_nothing(aggregator: Aggregator) -> None:
+    report = aggregator.publish(None)
+    assert report.written == (), report.written
+
+
+def test_new_stories_rewrite_only_the_newest_pages(aggregator: Aggregator, feeds: Feeds) -> None:
+    feeds.add("/tech", 7)
+    feeds.add("/science", 2)
+    first = digest_written(aggregator, feeds)
+    assert first >= {"tech/1.html", "tech/2.html", "tech/3.html", "tech.html"}
+    assert not (day_folder(aggregator) / "science.html").exists()  # two stories fit the day page
+    # In the order found: one poll brings a feed's entries in document order, newest first.
+    assert pages(aggregator, "tech") == [
+        ["tech story 0"],
+        ["tech story 3", "tech story 2", "tech story 1"],
+        ["tech story 6", "tech story 5", "tech story 4"],
+    ]
+    folder = day_folder(aggregator)
+    mtimes = {p: p.stat().st_mtime_ns for p in folder.rglob("*.html")}
+
+    feeds.add("/tech", 1)  # story 7 joins page 3
+    assert digest_written(aggregator, feeds) == {
+        "tech/3.html",
+        "tech.html",
+        f"{folder.name}.html",
+        "index.html",
+    }
+    feeds.add("/tech", 2)  # the feed lists story 9 first: it fills page 3, story 8 starts page 4
+    assert digest_written(aggregator, feeds) == {
+        "tech/3.html",
+        "tech/4.html",
+        "tech.html",
+        f"{folder.name}.html",
+        "index.html",
+    }
+    for name in ("tech/1.html", "tech/2.html"):
+        assert (folder / name).stat().st_mtime_ns == mtimes[folder / name]
+    assert pages(aggregator, "tech")[:2] == [
+        ["tech story 8"],
+        ["tech story 9", "tech story 7", "tech story 0"],
+    ]
+    assert titles(aggregator, "tech") == stories("tech", range(10))
+    assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_an_edited_story_rewrites_its_own_page(aggregator: Aggregator, feeds: Feeds) -> None:
+    feeds.add("/tech", 7)
+    digest_written(aggregator, feeds)
+    feeds.edit("/tech", 1, "An edited title")
+    assert digest_written(aggregator, feeds) == {"tech/2.html"}  # stories 3, 2, 1
+    assert "An edited title" in titles(aggregator, "tech")
+    assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_a_story_cross_posted_later_joins_the_end_of_the_other_category(
+    aggregator: Aggregator, feeds: Feeds
+) -> None:
+    feeds.add("/tech", 4)
+    feeds.add("/science", 4)  # pages of three and one
+    digest_written(aggregator, feeds)
+    # Science now carries tech story 0: it is new to science, so it goes on science's newest page.
+    feeds.add("/science", 1, link_of="https://site.test/tech/0")
+    written = digest_written(aggregator, feeds)
+    assert {"science/2.html", "science.html", "tech/2.html", "tech.html"} <= written
+    assert "science/1.html" not in written and "tech/1.html" not in written
+    assert "tech story 0" in pages(aggregator, "science")[0]
+    assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_without_a_census_the_changed_category_is_read_again(
+    aggregator: Aggregator, feeds: Feeds
+) -> None:
+    feeds.add("/tech", 7)
+    digest_written(aggregator, feeds)
+    key = CENSUS_KEY + day_folder(aggregator).name
+    assert aggregator.storage.get_meta(key)
+    aggregator.storage.set_meta(key, "")  # as a run of an older version would leave it
+    feeds.add("/tech", 1)
+    assert {"tech/3.html", "tech.html"} <= digest_written(aggregator, feeds)
+    assert aggregator.storage.get_meta(key)
+    assert titles(aggregator, "tech") == stories("tech", range(8))
+    assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_a_census_that_no_longer_matches_is_not_trusted(
+    aggregator: Aggregator, feeds: Feeds
+) -> None:
+    feeds.add("/tech", 7)
+    digest_written(aggregator, feeds)
+    key = CENSUS_KEY + day_folder(aggregator).name
+    stale = aggregator.storage.get_meta(key) or ""
+    feeds.add("/tech", 3)
+    digest_written(aggregator, feeds)
+    aggregator.storage.set_meta(key, stale)  # three stories behind
+    feeds.add("/tech", 1)
+    digest_written(aggregator, feeds)
+    assert titles(aggregator, "tech") == stories("tech", range(11))
+    assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_the_day_rolls_over_without_touching_the_old_days_category_pages(
+    aggregator: Aggregator, feeds: Feeds
+) -> None:
+    feeds.add("/tech", 7)
+    digest_written(aggregator, feeds)
+    old_day = day_folder(aggregator)
+    pages = {p: p.stat().st_mtime_ns for p in old_day.rglob("*.html")}
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    aggregator.clock = lambda: tomorrow  # what `run` does at midnight: publish(set())
+    report = aggregator.publish(set())
+    new_day = tomorrow.astimezone(aggregator.zone).date().isoformat()
+    written = {p.relative_to(public(aggregator)).as_posix() for p in report.written}
+    assert written == {f"digest/{old_day.name}.html", f"digest/{new_day}.html", "index.html"}
+    assert {p: p.stat().st_mtime_ns for p in old_day.rglob("*.html")} == pages
+    index = lxml_html.fromstring((public(aggregator) / "index.html").read_bytes())
+    assert "Nothing new yet today" in index.text_content()
+    assert index.xpath("//a[@rel='prev']/@href") == [f"digest/{old_day.name}.html"]
+    old_page = lxml_html.fromstring((old_day.parent / f"{old_day.name}.html").read_bytes())
+    assert old_page.xpath("//a[@rel='next']/@href") == [f"../digest/{new_day}.html"]
