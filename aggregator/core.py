@@ -35,7 +35,6 @@ from aggregator.decide import (
     next_poll,
     unique_entries,
 )
-from aggregator.digest_days import DayPublisher
 from aggregator.errors import ParseError
 from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, entry_hash
@@ -55,7 +54,6 @@ from aggregator.models import (
 )
 from aggregator.pool import Document, Job, ReadingPool
 from aggregator.posts import PostFolder, PostOptions
-from aggregator.publish import publish_feeds, publish_opml
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -415,6 +413,10 @@ class Aggregator:
             return self._publish(changed_story_ids)
 
     def _publish(self, changed_story_ids: set[int] | None) -> WriteReport:
+        # Imported here, not at the top: feedgen, Jinja2 and nh3 are a large
+        # share of start-up, and an update that changes nothing never publishes.
+        from aggregator.publish import publish_feeds, publish_opml
+
         site = self.config.site
         for folder in (site.output_dir, site.posts_dir):
             if folder is not None:
@@ -458,6 +460,8 @@ class Aggregator:
 
     def _publish_digest(self, changed_story_ids: set[int] | None) -> WriteReport:
         """Day pages, and the category pages the changed stories touch (None: every page)."""
+        from aggregator.digest_days import DayPublisher  # see _publish
+
         now = self.clock()
         today = self._local_day(now)
         # Pages say when their content last changed, not when they were rendered,
