@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -107,7 +108,12 @@ class Job:
 
 
 class _Worker:
-    """One `python -m aggregator.pool` process and the batches it has been given."""
+    """One `python -m aggregator.pool` process and the documents it has been given.
+
+    Jobs reach it through a thread of their own: a document is larger than a
+    pipe holds, and writing it from the caller's thread would stall that
+    thread until the worker had finished the job before.
+    """
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(
@@ -118,8 +124,11 @@ class _Worker:
         self.pending: deque[Future[Prepared]] = deque()
         self._lock = threading.Lock()
         self._stopped = False
+        self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read_answers, daemon=True)
+        self._writer = threading.Thread(target=self._write_jobs, daemon=True)
         self._reader.start()
+        self._writer.start()
 
     def submit(self, args: tuple[Any, ...]) -> Future[Prepared]:
         future: Future[Prepared] = Future()
@@ -128,13 +137,21 @@ class _Worker:
                 future.set_exception(WorkerFailed("the cleaning worker stopped"))
                 return future
             self.pending.append(future)
+        self._outbox.put(pickle.dumps(args, protocol=5))
+        return future
+
+    def _write_jobs(self) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
         try:
-            assert self._process.stdin is not None
-            pickle.dump(args, self._process.stdin, protocol=5)
-            self._process.stdin.flush()
+            while (job := self._outbox.get()) is not None:
+                stdin.write(job)
+                stdin.flush()
         except OSError:  # the worker is gone; the reader fails what it still owes
             pass
-        return future
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()  # end of input: the worker exits
 
     def _read_answers(self) -> None:
         stdout = self._process.stdout
@@ -158,9 +175,8 @@ class _Worker:
                 future.set_exception(WorkerFailed("the cleaning worker stopped"))
 
     def close(self) -> None:
-        if self._process.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._process.stdin.close()  # end of input: the worker exits
+        self._outbox.put(None)
+        self._writer.join()
         try:
             self._process.wait(timeout=10)
         except subprocess.TimeoutExpired:
