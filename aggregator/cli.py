@@ -130,11 +130,20 @@ def _progress(total: int, verb: str = "Polling") -> Iterator[Any]:
         yield progress
 
 
-def _print_update_summary(report: UpdateReport, output_dir: Path) -> None:
+def _worth_a_row(result: FeedResult) -> bool:
+    """Failures, warnings and feeds that brought something; the rest are counted."""
+    o = result.outcome
+    return bool(o.error or o.warning or o.new or o.updated)
+
+
+def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bool) -> None:
+    # A table of a thousand "not modified" rows is noise in a cron mail, and
+    # rendering it took longer than the poll itself.
+    shown = [r for r in report.results if every_feed or _worth_a_row(r)]
     table = Table(title="Poll results", show_lines=False, expand=False)
     for column in ("feed", "result", "new", "updated", "HTTP", "time", "error / warning"):
         table.add_column(column, overflow="fold")
-    for r in sorted(report.results, key=lambda r: (r.ok, r.name.lower())):
+    for r in sorted(shown, key=lambda r: (r.ok, r.name.lower())):
         o = r.outcome
         style = "red" if o.error else ("yellow" if o.warning else "")
         table.add_row(
@@ -147,7 +156,8 @@ def _print_update_summary(report: UpdateReport, output_dir: Path) -> None:
             o.error or o.warning or "",
             style=style,
         )
-    out.print(table)
+    if shown:
+        out.print(table)
     new = sum(r.outcome.new for r in report.results)
     updated = sum(r.outcome.updated for r in report.results)
     failed = len(report.failed)
@@ -156,16 +166,24 @@ def _print_update_summary(report: UpdateReport, output_dir: Path) -> None:
         f"{len(report.results)} feeds: {len(report.results) - failed} ok, {failed} failed"
         f"{skipped}; {new} new and {updated} updated entries; "
         f"{len(report.published.written)} output files written, "
-        f"{len(report.published.unchanged)} unchanged.",
+        f"{len(report.published.unchanged)} unchanged."
+        + (f" ({quiet} feeds with nothing new not listed; --every-feed lists them)"
+           if (quiet := len(report.results) - len(shown)) else ""),
         markup=False,
-    )
+    )  # fmt: skip
     for name, reason in report.skipped:
         out.print(f"Skipped {name}: {reason}", markup=False)
     out.print(f"Digest: {output_dir / 'index.html'}", markup=False)
 
 
 @main.command(
-    epilog="Example:\n\n\b\n  aggregator --config feeds.yaml update\n  aggregator update --force"
+    epilog="Example:\n\n\b\n  aggregator --config feeds.yaml update\n"
+    "  aggregator update --force\n  aggregator update --every-feed"
+)
+@click.option(
+    "--every-feed",
+    is_flag=True,
+    help="List every polled feed, not only those that failed, warned or brought entries.",
 )
 @click.option(
     "--force",
@@ -173,7 +191,7 @@ def _print_update_summary(report: UpdateReport, output_dir: Path) -> None:
     help="Also poll feeds that are gone (HTTP 410) or whose server asked us to wait (Retry-After).",
 )
 @click.pass_obj
-def update(state: CliState, force: bool) -> None:
+def update(state: CliState, force: bool, every_feed: bool) -> None:
     """Poll every feed now, store new entries and republish.
 
     Feeds whose server said they are gone (410) or asked us to wait
@@ -191,7 +209,7 @@ def update(state: CliState, force: bool) -> None:
                     progress.update(task, advance=1, description=result.name[:40])
 
             report = aggregator.update(on_result=advance, force=force)
-        _print_update_summary(report, aggregator.config.site.output_dir)
+        _print_update_summary(report, aggregator.config.site.output_dir, every_feed)
     sys.exit(EXIT_FEEDS_FAILED if report.failed else EXIT_OK)
 
 
@@ -340,7 +358,7 @@ def run(state: CliState, tick: float) -> None:
         )
 
         def report(update_report: UpdateReport) -> None:
-            _print_update_summary(update_report, site.output_dir)
+            _print_update_summary(update_report, site.output_dir, every_feed=False)
 
         def published(reason: str) -> None:
             out.print(f"{datetime.now().isoformat(timespec='seconds')} republished ({reason})")

@@ -155,3 +155,23 @@ def test_interrupted_update_exits_130_and_keeps_what_was_stored(
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT title FROM stories").fetchall() == [("Fast story",)]
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_update_lists_only_feeds_that_failed_or_brought_something(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    feed = rss("Quiet", [Item("Story", "https://q.test/1", "q1")])
+    with serve(
+        {"/quiet": Reply(body=feed, headers={"Content-Type": "application/rss+xml"})}
+    ) as server:
+        config = write_config(
+            [{"url": server.url("/quiet"), "name": "Quiet feed"}, {"url": closed_port_url()}]
+        )
+        first = cli("--config", str(config), "update")
+        assert "Quiet feed" in first.output  # it brought a story
+        second = cli("--config", str(config), "update")
+        assert "Quiet feed" not in second.output and "connection refused" in second.output
+        assert "(1 feeds with nothing new not listed; --every-feed lists them)" in second.output
+        every = cli("--config", str(config), "update", "--every-feed")
+        assert "Quiet feed" in every.output and "not listed" not in every.output
+    assert second.exit_code == every.exit_code == 1
