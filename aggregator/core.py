@@ -18,6 +18,7 @@ import gc
 import hashlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,9 @@ OUTPUTS_KEY = "outputs_fingerprint"
 EXPORT_BATCH = 200
 #: Polls that stored nothing (304s, errors) are written this many to a transaction.
 QUIET_POLLS_PER_TRANSACTION = 500
+#: Feeds stored in one transaction at most, and the longest it stays open (see _StoreBatch).
+FEEDS_PER_TRANSACTION = 25
+TRANSACTION_SECONDS = 0.5
 #: Feeds whose documents may be in reading, or read and waiting: bounds their memory.
 MAX_READING = 8
 #: Stories on a page of a category's stories of a day (pages are counted from the oldest).
@@ -106,6 +110,56 @@ class _Reading:
     base: PollOutcome
     digest: str
     job: Job
+
+
+class _StoreBatch:
+    """Feeds stored in one transaction, reported once it commits.
+
+    One commit per feed was a tenth of a first poll. A feed that fails to
+    store rolls the batch back, and its feeds are then stored one at a time,
+    so the failure is recorded against that feed alone, as without batches.
+    """
+
+    def __init__(
+        self, aggregator: Aggregator, finished: Callable[[FeedResult, set[int]], None]
+    ) -> None:
+        self._aggregator = aggregator
+        self._finished = finished
+        self._members: list[_Reading] = []
+        self._results: list[tuple[FeedResult, set[int]]] = []
+        self._opened_at = 0.0
+
+    def store(self, reading: _Reading) -> None:
+        aggregator, storage = self._aggregator, self._aggregator.storage
+        if not storage.batch_open:
+            storage.begin_batch()
+            self._opened_at = time.monotonic()
+        try:
+            outcome, touched = aggregator._store(reading)
+        except Exception:
+            storage.rollback_batch()
+            redo, self._members, self._results = [*self._members, reading], [], []
+            for member in redo:
+                self._finished(*aggregator._finish(member))
+            return
+        name = aggregator._name(reading.source, reading.state)
+        self._members.append(reading)
+        self._results.append((FeedResult(reading.source.url, name, outcome), touched))
+        if len(self._members) >= FEEDS_PER_TRANSACTION:
+            self.commit()
+
+    def commit_if_old(self) -> None:
+        """Commit a batch open for long: other writers wait while it is, and readers lag."""
+        if self._members and time.monotonic() - self._opened_at > TRANSACTION_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        storage = self._aggregator.storage
+        if storage.batch_open:
+            storage.commit_batch()
+        results, self._members, self._results = self._results, [], []
+        for result in results:
+            self._finished(*result)
 
 
 @dataclass(frozen=True)
@@ -190,6 +244,7 @@ class Aggregator:
             if on_result is not None:
                 on_result(feed_result)
 
+        batch = _StoreBatch(self, finished)
         try:
             for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
                 started = self._begin(by_fetch_url[result.url], result, pool)
@@ -198,10 +253,12 @@ class Aggregator:
                 else:
                     finished(*started)
                 while reading and (reading[0].job.done() or len(reading) > MAX_READING):
-                    finished(*self._finish(reading.popleft()))
+                    batch.store(reading.popleft())
+                batch.commit_if_old()
             while reading:
-                finished(*self._finish(reading.popleft()))
+                batch.store(reading.popleft())
         finally:
+            batch.commit()  # what was stored stays stored, even on Ctrl-C
             pool.close()
             self._record_quiet_polls()
         self.storage.prune_polls(self.clock())
@@ -218,6 +275,8 @@ class Aggregator:
 
     def _record_quiet_polls(self) -> None:
         """Write the buffered polls that stored nothing; losing them to a kill costs a re-poll."""
+        if self.storage.batch_open:  # not into a batch that may yet be rolled back
+            return
         polls, self._quiet_polls = self._quiet_polls, []
         self.storage.record_polls(polls)
 

@@ -504,9 +504,62 @@ class Storage:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._batch: Session | None = None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # ---- batches --------------------------------------------------------------
+    #
+    # A first poll of a thousand feeds committed a thousand times; in a batch,
+    # the ingest methods (recent_fingerprints, load_context, apply,
+    # record_polls) share one transaction, and reads see the batch's own
+    # writes, so a cross-post stored by one feed is found by the next.
+
+    @property
+    def batch_open(self) -> bool:
+        return self._batch is not None
+
+    def begin_batch(self) -> None:
+        """Group the ingest writes that follow into one transaction, until commit or rollback."""
+        assert self._batch is None, "batches do not nest"
+        self._batch = self._sessions()
+        self._batch.begin()
+
+    def commit_batch(self) -> None:
+        session, self._batch = self._batch, None
+        if session is not None:
+            try:
+                session.commit()
+            finally:
+                session.close()
+
+    def rollback_batch(self) -> None:
+        """Forget everything written since the batch began."""
+        session, self._batch = self._batch, None
+        if session is not None:
+            try:
+                session.rollback()
+            finally:
+                session.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A session to read in: the open batch's, which sees its writes."""
+        if self._batch is not None:
+            yield self._batch
+        else:
+            with self._sessions() as session:
+                yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A transaction to write in: the open batch, or one of its own."""
+        if self._batch is not None:
+            yield self._batch
+        else:
+            with self._sessions.begin() as session:
+                yield session
 
     # ---- feeds ------------------------------------------------------------
 
@@ -585,7 +638,7 @@ class Storage:
         without the database at hand: an older entry it brings back is
         cleaned again and then found unchanged by its stored fingerprint.
         """
-        with self._sessions() as session:
+        with self._reading() as session:
             query = (
                 select(SourceRow.content_hash)
                 .where(SourceRow.feed_id == feed_id)
@@ -603,7 +656,7 @@ class Storage:
         are read in full only where an entry changed or a link matched, because
         an unchanged entry needs nothing but its stored hash.
         """
-        with self._sessions() as session:
+        with self._reading() as session:
             sources: dict[str, StoredSource] = {}
             for chunk in _chunks(list(hashes)):
                 for row in session.scalars(
@@ -650,7 +703,7 @@ class Storage:
         feed_id = poll.feed_id
         now = poll.outcome.started_at
         touched: set[int] = set()
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             if intents.new:
                 rows = [
                     {
@@ -747,7 +800,7 @@ class Storage:
         """
         if not polls:
             return
-        with self._sessions.begin() as session:
+        with self._writing() as session:
             previous: dict[int, tuple[str, str | None]] = {}
             for chunk in _chunks(sorted({p.feed_id for p in polls})):
                 query = select(FeedRow.id, FeedRow.state, FeedRow.last_error).where(

@@ -458,3 +458,45 @@ def test_stories_stored_by_a_run_killed_before_publishing_are_published_next_tim
     assert result.exit_code == 0
     assert "0 new" in result.output
     assert "Stored, never published" in atom.read_text()
+
+
+def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from aggregator.core import make_aggregator
+    from aggregator.models import PollRecord
+    from aggregator.storage import Storage
+
+    paths = [f"/f{i}" for i in range(5)]
+    routes = {
+        path: Reply(body=rss(path, [Item(f"S{path}", f"https://s.test{path}", path)]), headers=RSS)
+        for path in paths
+    }
+    with serve(routes) as server:
+        config = write_config([{"url": server.url(path)} for path in paths])
+        aggregator = make_aggregator(config)
+        bad_feed = aggregator.storage.feed_states()[server.url("/f2")].feed_id
+        real_record = Storage._record_poll
+
+        def record(self: Storage, session: Session, poll: PollRecord) -> None:
+            if poll.feed_id == bad_feed:  # its stories are written by then, in the transaction
+                raise RuntimeError("disk on fire")
+            real_record(self, session, poll)
+
+        monkeypatch.setattr(Storage, "_record_poll", record)
+        try:
+            report = aggregator.update(publish=False)
+        finally:
+            aggregator.close()
+    (failed,) = report.failed
+    assert failed.url == server.url("/f2")
+    assert failed.outcome.error == "internal error: RuntimeError: disk on fire"
+    assert len(report.results) == 5 and len(report.changed_story_ids) == 4
+    with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+        titles = sorted(t for (t,) in db.execute("SELECT title FROM stories"))
+        errors = dict(db.execute("SELECT url, last_error FROM feeds"))
+    assert titles == ["S/f0", "S/f1", "S/f3", "S/f4"]  # /f2's writes were rolled back
+    assert errors[server.url("/f2")] == "internal error: RuntimeError: disk on fire"
+    assert [errors[server.url(p)] for p in paths if p != "/f2"] == [None] * 4
