@@ -46,6 +46,20 @@ def ingest(storage: Storage, source: FeedSource, entries: list[EntryData], now: 
     return intents, touched
 
 
+def downgrade(storage: Storage, revision: str) -> None:
+    """Take the schema back to `revision` with Alembic, as an older program left it."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(Path(storage_module.__file__).parent / "migrations")
+    )
+    with storage.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
 def open_db(url: str) -> Storage:
     storage = open_storage(url)
     storage.sync_feeds([A, B], NOW)
@@ -221,18 +235,10 @@ def test_raw_body_and_each_source_with_its_channel_title_and_categories(
 
 
 def test_story_stored_before_raw_html_was_kept_survives_the_upgrade(tmp_path: Path) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
 
     storage = open_db(f"sqlite:///{tmp_path / 'agg.db'}")
     ingest(storage, A, [entry("a1", "https://x.test/1", raw_body="<p>raw</p>")])
-    config = AlembicConfig()
-    config.set_main_option(
-        "script_location", str(Path(storage_module.__file__).parent / "migrations")
-    )
-    with storage.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0002")
+    downgrade(storage, "0002")
     storage.close()
     upgraded = open_storage(f"sqlite:///{tmp_path / 'agg.db'}")
     (story,) = upgraded.stories_with_raw_body(upgraded.story_ids_for_export())
@@ -263,8 +269,6 @@ def test_a_change_in_failing_sources_is_remembered_until_pages_show_it(
 def test_raw_html_is_stored_deflated_and_survives_migrating_down_and_up(
     database_url: str,
 ) -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
     from sqlalchemy import text
 
     raw = "<div>原文 <p align=center>Raw <img src=x.png></p>" * 20
@@ -273,13 +277,7 @@ def test_raw_html_is_stored_deflated_and_survives_migrating_down_and_up(
     with storage.engine.connect() as connection:
         stored = connection.execute(text("SELECT raw_body FROM stories")).scalar_one()
     assert isinstance(stored, bytes) and len(stored) < len(raw.encode()) / 4
-    config = AlembicConfig()
-    config.set_main_option(
-        "script_location", str(Path(storage_module.__file__).parent / "migrations")
-    )
-    with storage.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+    downgrade(storage, "0004")
     with storage.engine.connect() as connection:
         assert connection.execute(text("SELECT raw_body FROM stories")).scalar_one() == raw
     storage.close()
