@@ -125,8 +125,7 @@ class _StoreBatch:
     ) -> None:
         self._aggregator = aggregator
         self._finished = finished
-        self._members: list[_Reading] = []
-        self._results: list[tuple[FeedResult, set[int]]] = []
+        self._stored: list[tuple[_Reading, FeedResult, set[int]]] = []
         self._opened_at = 0.0
 
     def store(self, reading: _Reading) -> None:
@@ -138,28 +137,27 @@ class _StoreBatch:
             outcome, touched = aggregator._store(reading)
         except Exception:
             storage.rollback_batch()
-            redo, self._members, self._results = [*self._members, reading], [], []
+            redo, self._stored = [*(stored[0] for stored in self._stored), reading], []
             for member in redo:
                 self._finished(*aggregator._finish(member))
             return
         name = aggregator._name(reading.source, reading.state)
-        self._members.append(reading)
-        self._results.append((FeedResult(reading.source.url, name, outcome), touched))
-        if len(self._members) >= FEEDS_PER_TRANSACTION:
+        self._stored.append((reading, FeedResult(reading.source.url, name, outcome), touched))
+        if len(self._stored) >= FEEDS_PER_TRANSACTION:
             self.commit()
 
     def commit_if_old(self) -> None:
         """Commit a batch open for long: other writers wait while it is, and readers lag."""
-        if self._members and time.monotonic() - self._opened_at > TRANSACTION_SECONDS:
+        if self._stored and time.monotonic() - self._opened_at > TRANSACTION_SECONDS:
             self.commit()
 
     def commit(self) -> None:
         storage = self._aggregator.storage
         if storage.batch_open:
             storage.commit_batch()
-        results, self._members, self._results = self._results, [], []
-        for result in results:
-            self._finished(*result)
+        stored, self._stored = self._stored, []
+        for _reading, feed_result, touched in stored:
+            self._finished(feed_result, touched)
 
 
 @dataclass(frozen=True)
@@ -340,7 +338,19 @@ class Aggregator:
         error: Exception,
     ) -> PollOutcome:
         log.exception("internal error while storing %s", source.url, exc_info=error)
-        outcome = _replace_outcome(base, error=f"internal error: {type(error).__name__}: {error}")
+        text = f"internal error: {type(error).__name__}: {error}"
+        return self._failed(source, state, result, base, text)
+
+    def _failed(
+        self,
+        source: FeedSource,
+        state: FeedState,
+        result: FetchResult,
+        base: PollOutcome,
+        error: str,
+    ) -> PollOutcome:
+        """Record a poll that came to `error` (its document unreadable, or a bug)."""
+        outcome = _replace_outcome(base, error=error)
         timing = self._next_poll(source, state, result, outcome, state.update_hint)
         self._quiet_polls.append(
             PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
@@ -404,27 +414,12 @@ class Aggregator:
         job = pool.submit(document, result.fetched_at, fetch_limits, known)
         return _Reading(source, state, result, base, digest, job)
 
-    def _parse_failed(
-        self,
-        source: FeedSource,
-        state: FeedState,
-        result: FetchResult,
-        base: PollOutcome,
-        error: ParseError,
-    ) -> PollOutcome:
-        outcome = _replace_outcome(base, error=str(error))
-        timing = self._next_poll(source, state, result, outcome, state.update_hint)
-        self._quiet_polls.append(
-            PollRecord(state.feed_id, outcome, timing, failures_before=state.failures)
-        )
-        return outcome
-
     def _store(self, reading: _Reading) -> tuple[PollOutcome, set[int]]:
         source, state, result = reading.source, reading.state, reading.result
         try:
             parsed, cleaned = reading.job.result()
         except ParseError as e:
-            return self._parse_failed(source, state, result, reading.base, e), set()
+            return self._failed(source, state, result, reading.base, str(e)), set()
         now = result.fetched_at
         limit = self.config.site.fetch.max_entries_per_feed
         entries = newest_entries(unique_entries(cleaned), limit)

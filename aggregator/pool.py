@@ -134,7 +134,7 @@ class _Worker:
         future: Future[Prepared] = Future()
         with self._lock:
             if self._stopped:
-                future.set_exception(WorkerFailed("the cleaning worker stopped"))
+                future.set_exception(WorkerFailed("the reading worker stopped"))
                 return future
             self.pending.append(future)
         self._outbox.put(pickle.dumps(args, protocol=5))
@@ -172,7 +172,7 @@ class _Worker:
                 self._stopped = True
                 owed, self.pending = list(self.pending), deque()
             for future in owed:
-                future.set_exception(WorkerFailed("the cleaning worker stopped"))
+                future.set_exception(WorkerFailed("the reading worker stopped"))
 
     def close(self) -> None:
         self._outbox.put(None)

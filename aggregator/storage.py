@@ -527,19 +527,20 @@ class Storage:
         self._batch.begin()
 
     def commit_batch(self) -> None:
-        session, self._batch = self._batch, None
-        if session is not None:
-            try:
-                session.commit()
-            finally:
-                session.close()
+        self._end_batch(commit=True)
 
     def rollback_batch(self) -> None:
         """Forget everything written since the batch began."""
+        self._end_batch(commit=False)
+
+    def _end_batch(self, *, commit: bool) -> None:
         session, self._batch = self._batch, None
         if session is not None:
             try:
-                session.rollback()
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
             finally:
                 session.close()
 
@@ -785,7 +786,7 @@ class Storage:
             stale = [a.story_id for a in intents.added] + [i for i, _ in changed_fields]
             for chunk in _chunks(stale):
                 session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))
-            self._record_poll(session, poll)
+            self._write_polls(session, [poll])
             if touched:
                 # In the same transaction as the stories: a kill before the
                 # outputs are rebuilt leaves this behind for the next run.
@@ -798,49 +799,37 @@ class Storage:
         One transaction for many feeds: on a re-poll where every server says
         304, per-feed transactions were most of the time spent.
         """
-        if not polls:
-            return
-        with self._writing() as session:
-            previous: dict[int, tuple[str, str | None]] = {}
-            for chunk in _chunks(sorted({p.feed_id for p in polls})):
-                query = select(FeedRow.id, FeedRow.state, FeedRow.last_error).where(
-                    FeedRow.id.in_(chunk)
-                )
-                for feed_id, state, error in session.execute(query):
-                    previous[feed_id] = (state, error)
-            if any(_failing_changed(previous[p.feed_id], p.outcome) for p in polls):
-                # Pages list failing sources: a kill before they are rebuilt must
-                # not hide this change from the next run.
-                self._set_meta(session, UNPUBLISHED_KEY, "1")
-            session.execute(insert(_POLLS), [_poll_row(p.feed_id, p.outcome) for p in polls])
-            by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-            for poll in polls:
-                values = _feed_values(poll)
-                values["id_"] = poll.feed_id
-                by_columns[tuple(sorted(values))].append(values)
-            for columns, rows in by_columns.items():
-                statement = (
-                    update(_FEEDS)
-                    .where(_FEEDS.c.id == bindparam("id_"))
-                    .values({c: bindparam(c) for c in columns if c != "id_"})
-                )
-                session.connection().execute(statement, rows)
+        if polls:
+            with self._writing() as session:
+                self._write_polls(session, polls)
 
-    def record_poll(self, poll: PollRecord) -> None:
-        """Record one poll that stored nothing."""
-        self.record_polls([poll])
-
-    def _record_poll(self, session: Session, poll: PollRecord) -> None:
-        connection = session.connection()  # Core: once per stored poll, it adds up
-        state, error = connection.execute(
-            select(_FEEDS.c.state, _FEEDS.c.last_error).where(_FEEDS.c.id == poll.feed_id)
-        ).one()
-        if _failing_changed((state, error), poll.outcome):
+    def _write_polls(self, session: Session, polls: Sequence[PollRecord]) -> None:
+        """The poll rows and what each poll leaves on its feed's row, in Core statements."""
+        connection = session.connection()
+        previous: dict[int, tuple[str, str | None]] = {}
+        for chunk in _chunks(sorted({p.feed_id for p in polls})):
+            query = select(_FEEDS.c.id, _FEEDS.c.state, _FEEDS.c.last_error).where(
+                _FEEDS.c.id.in_(chunk)
+            )
+            for feed_id, state, error in connection.execute(query):
+                previous[feed_id] = (state, error)
+        if any(_failing_changed(previous[p.feed_id], p.outcome) for p in polls):
+            # Pages list failing sources: a kill before they are rebuilt must
+            # not hide this change from the next run.
             self._set_meta(session, UNPUBLISHED_KEY, "1")
-        connection.execute(insert(_POLLS).values(**_poll_row(poll.feed_id, poll.outcome)))
-        connection.execute(
-            update(_FEEDS).where(_FEEDS.c.id == poll.feed_id).values(**_feed_values(poll))
-        )
+        connection.execute(insert(_POLLS), [_poll_row(p.feed_id, p.outcome) for p in polls])
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for poll in polls:
+            values = _feed_values(poll)
+            values["id_"] = poll.feed_id
+            by_columns[tuple(sorted(values))].append(values)
+        for columns, rows in by_columns.items():
+            statement = (
+                update(_FEEDS)
+                .where(_FEEDS.c.id == bindparam("id_"))
+                .values({c: bindparam(c) for c in columns if c != "id_"})
+            )
+            connection.execute(statement, rows)
 
     def prune_polls(self, now: datetime) -> None:
         """Poll history is for diagnosis; a month of it is plenty."""

@@ -56,7 +56,7 @@ def cli(args: list[str]) -> int:
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else 1
     # update() publishes from inside itself: the time it spent publishing is taken out.
-    # Cleaning workers are processes of their own, reaped by the time the
+    # Reading workers are processes of their own, reaped by the time the
     # command returns: the peak of memory in use is at most ours plus theirs.
     workers = default_workers()
     timings = {

@@ -67,7 +67,7 @@ class Run:
 
     @property
     def peak_mb(self) -> float:
-        """Peak RSS of the process, plus that of any cleaning workers it started.
+        """Peak RSS of the process, plus that of any reading workers it started.
 
         wait4 reports the larger of a process and its reaped children, not
         their sum, so ours adds its workers' peak (which it reports) to its own.
@@ -458,8 +458,8 @@ def notes_text(
         f"{data['incremental_seconds']:.2f} s.",
         f"- Stored: ours {stories:,} stories (cross-posts stored once), reader {entries:,} "
         "entries; database size includes -wal/-shm, measured after the all-304 re-poll.",
-        "- Peak RSS of ours is its own plus that of the cleaning worker processes it starts "
-        "for large batches (bench/_ours.py reports both), an upper bound of their sum; "
+        "- Peak RSS of ours is its own plus that of the reading worker processes it starts "
+        "for large documents (bench/_ours.py reports both), an upper bound of their sum; "
         "reader's is its one process.",
         f"- Peak RSS floor: a bare `python -c pass` child peaks at "
         f"{baseline.peak_rss_mb:.0f} MB; this bench process peaked at "

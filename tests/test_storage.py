@@ -160,13 +160,13 @@ def test_failed_poll_is_recorded_and_keeps_validators(database_url: str) -> None
     storage = open_db(database_url)
     feed_id = storage.feed_states()[A.url].feed_id
     ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
-    storage.record_poll(
-        PollRecord(feed_id, ok, NextPoll(NOW), validators=CacheValidators('"v1"', None))
+    storage.record_polls(
+        [PollRecord(feed_id, ok, NextPoll(NOW), validators=CacheValidators('"v1"', None))]
     )
     failed = PollOutcome(
         started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="HTTP 500"
     )
-    storage.record_poll(PollRecord(feed_id, failed, NextPoll(NOW)))
+    storage.record_polls([PollRecord(feed_id, failed, NextPoll(NOW))])
     state = storage.feed_states()[A.url]
     assert state.validators.etag == '"v1"' and state.state == "error"
     (health,) = [h for h in storage.health() if h.url == A.url]
@@ -255,14 +255,14 @@ def test_a_change_in_failing_sources_is_remembered_until_pages_show_it(
     feed_id = storage.feed_states()[A.url].feed_id
     ok = PollOutcome(started_at=NOW, duration=0.1, http_status=200, wire_bytes=5)
     failed = PollOutcome(started_at=NOW, duration=1.0, http_status=500, wire_bytes=0, error="500")
-    storage.record_poll(PollRecord(feed_id, ok, NextPoll(NOW)))
+    storage.record_polls([PollRecord(feed_id, ok, NextPoll(NOW))])
     assert storage.get_meta(UNPUBLISHED_KEY) is None  # new → ok: nothing pages show
-    storage.record_poll(PollRecord(feed_id, failed, NextPoll(NOW)))
+    storage.record_polls([PollRecord(feed_id, failed, NextPoll(NOW))])
     assert storage.get_meta(UNPUBLISHED_KEY) == "1"
     storage.set_meta(UNPUBLISHED_KEY, "0")  # what publishing does
-    storage.record_poll(PollRecord(feed_id, failed, NextPoll(NOW)))
+    storage.record_polls([PollRecord(feed_id, failed, NextPoll(NOW))])
     assert storage.get_meta(UNPUBLISHED_KEY) == "0"  # the same failure again
-    storage.record_poll(PollRecord(feed_id, ok, NextPoll(NOW)))
+    storage.record_polls([PollRecord(feed_id, ok, NextPoll(NOW))])
     assert storage.get_meta(UNPUBLISHED_KEY) == "1"  # recovered
 
 
