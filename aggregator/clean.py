@@ -390,6 +390,15 @@ def plain_text(fragment: str | None, limit: int | None = None) -> str:
     return shorten(text, limit) if limit is not None else text
 
 
+#: Characters of text a digest card shows under a title.
+EXCERPT_CHARS = 200
+
+
+def excerpt(summary: str | None, content: str | None) -> str:
+    """The plain text a digest card shows under a title: the summary's, else the content's."""
+    return excerpt_text(summary or content, EXCERPT_CHARS)
+
+
 def excerpt_text(fragment: str | None, limit: int) -> str:
     """`plain_text(fragment, limit)` of a sanitised fragment, reading only what it needs.
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-from aggregator.identity import canonical_link, entry_hash, story_uid
+from aggregator.identity import entry_hash, story_uid
 from aggregator.models import (
     AddSource,
     EntryData,
@@ -59,7 +59,7 @@ def newest_entries(entries: Sequence[EntryData], limit: int) -> list[EntryData]:
 
 def identifying_links(entries: Sequence[EntryData]) -> dict[str, str]:
     """entry id → canonical link, for links that name exactly one entry of the document."""
-    keys = {e.entry_id: canonical_link(e.link) for e in entries}
+    keys = {e.entry_id: e.link_key for e in entries}
     counts = Counter(k for k in keys.values() if k)
     return {entry_id: key for entry_id, key in keys.items() if key and counts[key] == 1}
 
@@ -77,6 +77,7 @@ def fields_from_entry(entry: EntryData) -> StoryFields:
         tags=entry.tags,
         enclosures=entry.enclosures,
         raw_body=entry.raw_body,
+        excerpt=entry.excerpt,
     )
 
 
@@ -108,6 +109,7 @@ def merge_fields(
         tags=_union(preferred.tags, fallback.tags),  # type: ignore[arg-type]
         enclosures=_union(preferred.enclosures, fallback.enclosures),  # type: ignore[arg-type]
         raw_body=_raw_body(preferred, fallback),
+        excerpt=_excerpt(preferred, fallback),
     )
     if owner and changed and _visible(merged) != _visible(current):
         merged = dataclasses.replace(merged, updated=entry.updated or now)
@@ -123,6 +125,20 @@ def _raw_body(preferred: StoryFields, fallback: StoryFields) -> str | None:
         if fields.summary:
             return fields.raw_body
     return preferred.raw_body or fallback.raw_body
+
+
+def _excerpt(preferred: StoryFields, fallback: StoryFields) -> str | None:
+    """The excerpt of whichever source the merged summary (else content) came from.
+
+    The same as making it from the merged bodies, without doing so.
+    """
+    for fields in (preferred, fallback):
+        if fields.summary:
+            return fields.excerpt
+    for fields in (preferred, fallback):
+        if fields.content:
+            return fields.excerpt
+    return preferred.excerpt
 
 
 def _visible(fields: StoryFields) -> StoryFields:

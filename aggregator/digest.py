@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 import jinja2
 from markupsafe import Markup
 
-from aggregator.clean import excerpt_text
 from aggregator.errors import AggregatorError
 from aggregator.files import write_if_changed
 from aggregator.models import (
@@ -48,7 +47,6 @@ from aggregator.models import (
     WriteReport,
 )
 
-EXCERPT_CHARS = 200
 ALL = Category(name="all", slug="all")
 
 # Scripts checked in this order: kana or hangul mark a title as Japanese or
@@ -63,11 +61,6 @@ _ANY_SCRIPT = re.compile("|".join(pattern.pattern for _, pattern in _SCRIPT_LANG
 # it may reject) and the tabs and newlines it drops.
 _URL_SLOW_PATH = re.compile("[][\t\r\n]")
 _HTML_SPECIAL = re.compile("[&<>'\"]")
-
-
-def excerpt(summary: str | None, content: str | None) -> str:
-    """The plain text a card shows under a story's title, made once per story version."""
-    return excerpt_text(summary or content, EXCERPT_CHARS)
 
 
 # --------------------------------------------------------------------------- view values

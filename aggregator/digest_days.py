@@ -7,7 +7,7 @@ stories; a `DayPublisher` does one day:
         → paging.plan_changes → pages to render    # no reading of the whole day
     or, without a census or with every story changed:
         DigestReader.day_members → paging.DayScan  # the day read once, in order
-    → cards (made for stories without one)        # DigestReader.make_cards(…, digest.excerpt)
+    → cards (made for stories without one)        # DigestReader.make_cards(…, clean.excerpt)
     → digest.render_category_page, render_day
     → the census for next time
 
@@ -21,7 +21,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from aggregator.digest import excerpt, render_category_page, render_day
+from aggregator.clean import excerpt
+from aggregator.digest import render_category_page, render_day
 from aggregator.models import (
     Category,
     Config,

@@ -194,6 +194,20 @@ class EntryData:
     #: `identity.entry_fingerprint` of the raw entry this came from; what a
     #: source stores to recognise the entry unchanged without cleaning it.
     fingerprint: str | None = None
+    #: The digest's text under the title (`clean.excerpt`); made from the bodies when not given.
+    excerpt: str | None = None
+    #: `identity.canonical_link` of `link`, the key cross-posts are matched by.
+    link_key: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Derived here, where the entry is made: for a large document that is
+        # the reading worker, so the storing process gets them ready-made
+        # (unpickling does not run this again).
+        from aggregator.identity import canonical_link
+
+        object.__setattr__(self, "link_key", canonical_link(self.link))
+        if self.excerpt is None:
+            object.__setattr__(self, "excerpt", _excerpt(self.summary, self.content))
 
 
 # --------------------------------------------------------------------------- store / publish
@@ -361,6 +375,18 @@ class StoryFields:
     tags: tuple[str, ...] = ()
     enclosures: tuple[Enclosure, ...] = ()
     raw_body: str | None = None
+    #: The digest's text under the title (`clean.excerpt`); made from the bodies when not given.
+    excerpt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.excerpt is None:
+            object.__setattr__(self, "excerpt", _excerpt(self.summary, self.content))
+
+
+def _excerpt(summary: str | None, content: str | None) -> str:
+    from aggregator.clean import excerpt  # the cleaner is loaded only when bodies are
+
+    return excerpt(summary, content)
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+from aggregator.compact import pack
 from aggregator.errors import ParseError
 from aggregator.models import EntryData, FetchLimits, ParsedFeed
 
 #: Smaller documents are read in this process: shipping them costs more than it saves.
 MIN_DOCUMENT_BYTES = 32 * 1024
+
+#: Documents a worker may have waiting before this process reads the next one itself.
+WORKER_BACKLOG = 4
 
 #: The feed as read (its entries left out) and its new or changed entries, cleaned.
 Prepared = tuple[ParsedFeed, list[EntryData]]
@@ -81,6 +85,20 @@ def read_document(
         and (entry := normalise_entry(raw, fetched_at, limits, fingerprint)) is not None
     ]
     return dataclasses.replace(parsed, entries=()), cleaned
+
+
+def _packed(prepared: Prepared) -> Prepared:
+    """The entries with their bodies deflated here, so the storing process need not."""
+    feed, entries = prepared
+    return feed, [
+        dataclasses.replace(
+            entry,
+            summary=pack(entry.summary) if entry.summary is not None else None,
+            content=pack(entry.content) if entry.content is not None else None,
+            raw_body=pack(entry.raw_body) if entry.raw_body is not None else None,
+        )
+        for entry in entries
+    ]
 
 
 def default_workers() -> int:
@@ -167,7 +185,7 @@ class _Worker:
                     future.set_exception(ParseError(value))
                 else:
                     future.set_exception(RuntimeError(value))
-        except (EOFError, OSError, pickle.UnpicklingError):
+        except Exception:  # EOF, a broken pipe, an answer that cannot be unpickled
             with self._lock:
                 self._stopped = True
                 owed, self.pending = list(self.pending), deque()
@@ -201,21 +219,25 @@ class ReadingPool:
     ) -> Job:
         """Read `document` and clean its entries whose fingerprints are not `known`."""
         args = (document, fetched_at, limits, known)
-        if self.workers < 1 or len(document.body) < MIN_DOCUMENT_BYTES:
-            future: Future[Prepared] = Future()
-            try:
-                future.set_result(read_document(*args))
-            except Exception as e:  # raised where the result is asked for, like a worker's
-                future.set_exception(e)
-            return Job(future, args)
-        if not self._started:
-            try:
-                self._started = [_Worker() for _ in range(self.workers)]
-            except OSError:
-                self.workers = 0
-                return self.submit(document, fetched_at, limits, known)
-        least_busy = min(self._started, key=lambda worker: len(worker.pending))
-        return Job(least_busy.submit(args), args)
+        if self.workers >= 1 and len(document.body) >= MIN_DOCUMENT_BYTES:
+            if not self._started:
+                try:
+                    self._started = [_Worker() for _ in range(self.workers)]
+                except OSError:
+                    self.workers = 0
+                    return self.submit(document, fetched_at, limits, known)
+            least_busy = min(self._started, key=lambda worker: len(worker.pending))
+            # A worker with a backlog is the slower side: this process reads
+            # instead of waiting for it, so both cores stay busy whichever
+            # side a corpus makes the heavier.
+            if len(least_busy.pending) < WORKER_BACKLOG:
+                return Job(least_busy.submit(args), args)
+        future: Future[Prepared] = Future()
+        try:
+            future.set_result(read_document(*args))
+        except Exception as e:  # raised where the result is asked for, like a worker's
+            future.set_exception(e)
+        return Job(future, args)
 
     def close(self) -> None:
         for worker in self._started:
@@ -231,7 +253,7 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         except EOFError:
             return
         try:
-            answer: tuple[str, object] = ("ok", read_document(*args))
+            answer: tuple[str, object] = ("ok", _packed(read_document(*args)))
         except ParseError as e:  # the feed's own problem, recorded as such
             answer = ("parse_error", str(e))
         except Exception as e:  # the parent records it against the feed

@@ -10,7 +10,6 @@ simply polled again).
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,6 +59,7 @@ from sqlalchemy.orm import (
     undefer,
 )
 
+from aggregator.compact import deflate, inflate
 from aggregator.errors import StorageError
 from aggregator.models import (
     CacheValidators,
@@ -81,7 +81,7 @@ from aggregator.models import (
 )
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 POLL_HISTORY_DAYS = 30
 #: meta key set whenever stories change, cleared once outputs show them.
 UNPUBLISHED_KEY = "stories_unpublished"
@@ -117,19 +117,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class CompressedText(TypeDecorator[str]):
-    """Text stored deflated: raw entry HTML is a third of the database and rarely read.
-
-    Level 1 keeps most of the saving at a fraction of the default level's cost.
-    """
+    """Text stored deflated (see `compact`): bodies are most of the database's bytes."""
 
     impl = LargeBinary
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
-        return None if value is None else zlib.compress(value.encode("utf-8"), 1)
+        return None if value is None else deflate(value)
 
     def process_result_value(self, value: bytes | None, dialect: Dialect) -> str | None:
-        return None if value is None else zlib.decompress(value).decode("utf-8")
+        return None if value is None else inflate(value)
 
 
 class Base(DeclarativeBase):
@@ -192,8 +189,12 @@ class StoryRow(Base):
     title: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str | None] = mapped_column(Text)
-    summary: Mapped[str | None] = mapped_column(Text)
-    content: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(CompressedText)
+    content: Mapped[str | None] = mapped_column(CompressedText)
+    # The digest's text under a title, made with the entry (see `clean.excerpt`):
+    # cards are then made without reading the bodies. NULL in stories stored
+    # before it was kept; a card made for one of those reads them once.
+    excerpt: Mapped[str | None] = mapped_column(Text)
     thumbnail: Mapped[str | None] = mapped_column(Text)
     published: Mapped[datetime] = mapped_column(UTCDateTime)
     updated: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -286,8 +287,16 @@ _CARDS = cast(Table, CardRow.__table__)
 # --------------------------------------------------------------------------- opening
 
 
+#: SQLite's page size for a new database (an existing one keeps its own). A
+#: story row, its bodies deflated, is a little over two kilobytes: on the
+#: default 4 KB pages that is one row a page, nearly half of it left empty.
+PAGE_SIZE = 16384
+
+
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Before WAL, which fixes the page size of a new database: see PAGE_SIZE.
+    cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -355,6 +364,7 @@ def _fields_to_columns(fields: StoryFields) -> dict[str, Any]:
         "author": fields.author,
         "summary": fields.summary,
         "content": fields.content,
+        "excerpt": fields.excerpt,
         "thumbnail": fields.thumbnail,
         "published": fields.published,
         "updated": fields.updated,
@@ -377,6 +387,7 @@ def _fields_of(row: StoryRow) -> StoryFields:
         tags=tuple(row.tags or ()),
         enclosures=_enclosures_from_json(row.enclosures),
         raw_body=row.raw_body,
+        excerpt=row.excerpt,
     )
 
 
@@ -1328,11 +1339,12 @@ class DigestReader:
     ) -> dict[int, DigestStory]:
         """Make and keep the cards of the given stories.
 
-        `excerpt(summary, content)` is the digest's rule for the text under a
-        title; it is the one reason a card reads a body. Written in a
-        transaction of its own while this reader's queries may still be open;
-        another publisher making the same cards meanwhile only replaces them
-        with the same values.
+        Excerpts are the stories' own, made when they were stored;
+        `excerpt(summary, content)`, the digest's rule, makes those of stories
+        stored before they were kept, the one case where a card reads a body.
+        Written in a transaction of its own while this reader's queries may
+        still be open; another publisher making the same cards meanwhile only
+        replaces them with the same values.
         """
         made: list[dict[str, Any]] = []
         with self._sessions.begin() as session:
@@ -1353,8 +1365,7 @@ class DigestReader:
                     StoryRow.published,
                     StoryRow.first_seen,
                     StoryRow.primary_feed_id,
-                    StoryRow.summary,
-                    StoryRow.content,
+                    StoryRow.excerpt,
                 ).where(StoryRow.id.in_(chunk))
                 cards = []
                 for (
@@ -1365,8 +1376,7 @@ class DigestReader:
                     published,
                     first_seen,
                     primary,
-                    summary,
-                    content,
+                    text,
                 ) in session.execute(query):
                     # The story's first source leads; the others follow in the order they came.
                     order = sorted(feeds[story_id], key=lambda f: f != primary)
@@ -1379,9 +1389,16 @@ class DigestReader:
                             "published": published,
                             "first_seen": first_seen,
                             "feeds": ",".join(map(str, order)),
-                            "excerpt": excerpt(summary, content),
+                            "excerpt": text,
                         }
                     )
+                unmade = {card["story_id"]: card for card in cards if card["excerpt"] is None}
+                if unmade:
+                    bodies = select(StoryRow.id, StoryRow.summary, StoryRow.content).where(
+                        StoryRow.id.in_(sorted(unmade))
+                    )
+                    for story_id, summary, content in session.execute(bodies):
+                        unmade[story_id]["excerpt"] = excerpt(summary, content)
                 session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))
                 if cards:
                     # Core executemany: the ORM's bulk insert compiles anew per batch size.

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from lxml import html as lxml_html
 
-from aggregator.digest import excerpt, render_category_page, render_digest, title_lang
+from aggregator.clean import excerpt
+from aggregator.digest import render_category_page, render_digest, title_lang
 from aggregator.models import (
     Category,
     DigestDay,

@@ -341,8 +341,8 @@ def test_cards_are_made_once_and_remade_after_the_story_changes(database_url: st
         (member,) = reader.day_members(*DAY)
         assert member.story is None and reader.stories([a1]) == {}
         made = reader.make_cards([a1], excerpt)
-        assert bodies == [("<p>a1</p>", None)]
-        assert made[a1].title == "Title a1" and made[a1].excerpt == "excerpt 1"
+        assert bodies == []  # the story's excerpt was made when it was stored
+        assert made[a1].title == "Title a1" and made[a1].excerpt == "a1"
         assert [s.name for s in made[a1].sources] == ["Feed A"]
         assert reader.stories([a1]) == made
         (member,) = reader.day_members(*DAY)
@@ -354,10 +354,42 @@ def test_cards_are_made_once_and_remade_after_the_story_changes(database_url: st
         assert reader.stories([a1]) == {}
         card = reader.make_cards([a1], excerpt)[a1]
         assert [s.name for s in card.sources] == ["Feed A", "https://b.test/feed"]
-    ingest(storage, A, [entry("a1", "https://x.test/1", title="Edited")])
+    ingest(storage, A, [entry("a1", "https://x.test/1", title="Edited", summary="<p>New</p>")])
     with storage.digest_reader() as reader:
         assert reader.stories([a1]) == {}
-        assert reader.make_cards([a1], excerpt)[a1].title == "Edited"
+        card = reader.make_cards([a1], excerpt)[a1]
+        assert (card.title, card.excerpt) == ("Edited", "New")
+    assert bodies == []
+
+
+def test_bodies_are_stored_deflated_and_older_stories_get_excerpts_from_them(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    body = "<p>正文 <b>Body</b> text</p>" * 40
+    storage = open_db(database_url)
+    (a1,) = story_ids(storage, A, [entry("a1", "https://x.test/1", summary=None, content=body)])
+    with storage.engine.connect() as connection:
+        stored, made = connection.execute(text("SELECT content, excerpt FROM stories")).one()
+    assert isinstance(stored, bytes) and len(stored) < len(body.encode()) / 4
+    assert made.startswith("正文 Body text 正文 Body text")
+    # Back to before bodies were deflated and excerpts kept, and up again.
+    downgrade(storage, "0006")
+    with storage.engine.connect() as connection:
+        assert connection.execute(text("SELECT content FROM stories")).scalar_one() == body
+    storage.close()
+    upgraded = open_storage(database_url)
+    assert upgraded.newest_stories(None, 5)[0].content == body
+    asked: list[tuple[str | None, str | None]] = []
+
+    def excerpt(summary: str | None, content: str | None) -> str:
+        asked.append((summary, content))
+        return "from the bodies"
+
+    with upgraded.digest_reader() as reader:
+        assert reader.make_cards([a1], excerpt)[a1].excerpt == "from the bodies"
+    assert asked == [(None, body)]
 
 
 def test_stories_of_feeds_in_no_category_form_their_own_list(database_url: str) -> None:
