@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,56 @@ from typing import Any
 from aggregator import cli as aggregator_cli
 from aggregator.core import Aggregator, make_aggregator
 from aggregator.pool import default_workers
+
+
+class ChildPeaks:
+    """The peak RSS of each child process (the reading workers), read from /proc while they run.
+
+    `getrusage(RUSAGE_CHILDREN)` will not do: Linux hands a child the parent's
+    RSS high-water mark across fork and exec, so a worker started while this
+    process held 120 MB would be reported at 120 MB however little it used.
+    VmHWM in /proc/<pid>/status belongs to the worker's own address space
+    after exec. It is a high-water mark, so sampling every 20 ms misses at
+    most what a worker adds in its last 20 ms.
+    """
+
+    def __init__(self) -> None:
+        self.available = os.path.exists(f"/proc/{os.getpid()}/task")
+        self._peaks: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ChildPeaks:
+        if self.available:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.available:
+            self._thread.join()
+
+    def total_mb(self) -> float:
+        return sum(self._peaks.values()) / 1024
+
+    def _sample(self) -> None:
+        tasks = f"/proc/{os.getpid()}/task"
+        while not self._stop.wait(0.02):
+            for task in os.listdir(tasks):
+                try:
+                    with open(f"{tasks}/{task}/children") as children:
+                        pids = [int(pid) for pid in children.read().split()]
+                except OSError:
+                    continue
+                for pid in pids:
+                    try:
+                        with open(f"/proc/{pid}/status") as status:
+                            for line in status:
+                                if line.startswith("VmHWM:"):
+                                    kib = int(line.split()[1])
+                                    self._peaks[pid] = max(self._peaks.get(pid, 0), kib)
+                    except (OSError, ValueError):
+                        pass
 
 
 def cli(args: list[str]) -> int:
@@ -50,23 +102,27 @@ def cli(args: list[str]) -> int:
 
     for name in spent:
         setattr(Aggregator, name, timed(name, getattr(Aggregator, name)))
-    try:
-        aggregator_cli.main(args=args, prog_name="aggregator")
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
+    with ChildPeaks() as children:
+        try:
+            aggregator_cli.main(args=args, prog_name="aggregator")
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
     # update() publishes from inside itself: the time it spent publishing is taken out.
     # Reading workers are processes of their own, reaped by the time the
     # command returns: the peak of memory in use is at most ours plus theirs.
-    workers = default_workers()
+    if children.available:
+        workers_mb = children.total_mb()
+    else:  # an upper bound: each worker counted at the largest child's high-water mark
+        workers_mb = (
+            default_workers() * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        )
     timings = {
         "seconds": spent["update"] - spent["publish"],
         "update_seconds": spent["update"],
         "publish_seconds": spent["publish"],
         "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "workers_peak_rss_mb": workers
-        * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        / 1024,
+        "workers_peak_rss_mb": workers_mb,
     }
     print(json.dumps(timings), flush=True)
     return code

@@ -459,8 +459,9 @@ def notes_text(
         f"- Stored: ours {stories:,} stories (cross-posts stored once), reader {entries:,} "
         "entries; database size includes -wal/-shm, measured after the all-304 re-poll.",
         "- Peak RSS of ours is its own plus that of the reading worker processes it starts "
-        "for large documents (bench/_ours.py reports both), an upper bound of their sum; "
-        "reader's is its one process.",
+        "for large documents, an upper bound of their sum (bench/_ours.py reports both; a "
+        "worker's is its VmHWM sampled from /proc, because getrusage would give it the high-"
+        "water mark it inherits from the process that starts it); reader's is its one process.",
         f"- Peak RSS floor: a bare `python -c pass` child peaks at "
         f"{baseline.peak_rss_mb:.0f} MB; this bench process peaked at "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB.",
