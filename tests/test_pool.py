@@ -9,12 +9,19 @@ from pathlib import Path
 import pytest
 
 from aggregator.clean import cleaning_rules
+from aggregator.compact import Packed
 from aggregator.core import make_aggregator
 from aggregator.errors import ParseError
 from aggregator.identity import entry_fingerprint
 from aggregator.models import FetchLimits
 from aggregator.parse import parse_document
-from aggregator.pool import MIN_DOCUMENT_BYTES, Document, ReadingPool, read_document
+from aggregator.pool import (
+    MIN_DOCUMENT_BYTES,
+    WORKER_BACKLOG,
+    Document,
+    ReadingPool,
+    read_document,
+)
 from tests.conftest import write_config_file
 from tests.feedbuilder import Item, rss
 from tests.httpserver import Reply, serve
@@ -85,6 +92,27 @@ def test_documents_a_killed_worker_owed_are_read_here() -> None:
         worker._process.wait()
         job = pool.submit(document(start=50), NOW, LIMITS)
         assert job.result() == read_document(document(start=50), NOW, LIMITS)
+    finally:
+        pool.close()
+
+
+def test_this_process_reads_when_the_worker_has_a_backlog() -> None:
+    documents = [document(start=100 * i) for i in range(WORKER_BACKLOG + 1)]
+    pool = ReadingPool(workers=1)
+    try:
+        pool.submit(document(), NOW, LIMITS).result()  # started, answering
+        (worker,) = pool._started
+        worker._process.send_signal(signal.SIGSTOP)  # it answers nothing for now
+        try:
+            jobs = [pool.submit(d, NOW, LIMITS) for d in documents]
+            assert len(worker.pending) == WORKER_BACKLOG
+            assert [job.done() for job in jobs] == [False] * WORKER_BACKLOG + [True]
+        finally:
+            worker._process.send_signal(signal.SIGCONT)
+        assert [job.result() for job in jobs] == [read_document(d, NOW, LIMITS) for d in documents]
+        # The worker's entries come with their bodies deflated; those read here do not.
+        assert isinstance(jobs[0].result()[1][0].summary, Packed)
+        assert not isinstance(jobs[-1].result()[1][0].summary, Packed)
     finally:
         pool.close()
 
