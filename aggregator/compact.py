@@ -32,7 +32,7 @@ def pack(text: str) -> Packed:
     if isinstance(text, Packed):
         return text
     packed = Packed(text)
-    packed.deflated = zlib_ng.compress(text.encode("utf-8"), LEVEL)
+    packed.deflated = deflate(text)
     return packed
 
 
