@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from aggregator.clean import excerpt_text, normalise_entry, plain_text, sanitise_html
+from aggregator.clean import (
+    URL_SCHEMES,
+    WEB_SCHEMES,
+    _joined_url,
+    _parsed_text,
+    absolute_url,
+    excerpt_text,
+    normalise_entry,
+    plain_text,
+    sanitise_html,
+)
 from aggregator.models import Enclosure, EntryData, FetchLimits, RawEntry
 from aggregator.parse import parse_document
 from tests.conftest import shared_path
@@ -305,6 +315,105 @@ def test_relative_urls_without_any_base_are_dropped() -> None:
     assert "pic.png" not in cleaned
 
 
+URL_SPELLINGS = [
+    "https://news.example/2024/05/story.html",
+    "http://news.example",
+    "http://news.example/",
+    "  https://news.example/a?b=c&d=e#top  ",
+    "https://user:pw@news.example:8443/a/../b/./c",
+    "https://news.example/a;params",
+    "https://news.example/a;params?q",
+    "https://news.example/a?",
+    "https://news.example/a#",
+    "https://news.example/a?#",
+    "https://news.example/a??b##c",
+    "https://news.example/a?q=[1]&r=]",
+    "https://[::1]/ipv6",
+    "https://[::1/broken",
+    "https://news.example]/",
+    "HTTPS://News.Example/Upper",
+    "Http://news.example/",
+    "https:///no-host",
+    "https:/one-slash",
+    "https:no-slash",
+    "http://?only-query",
+    "http://#only-fragment",
+    "//news.example/scheme-relative",
+    "/rooted",
+    "relative/path.png",
+    "../up",
+    "?query-only",
+    "#fragment-only",
+    "javascript:alert(1)",
+    "data:image/png;base64,AAAA",
+    "mailto:me@news.example",
+    "ftp://files.example/x",
+    "https://news.example/a b",
+    "https://news.example/a\tb",
+    "https://news.example/a\nb",
+    "\x1chttps://news.example/\x1f",
+    "\x00https://news.example/",
+    "https://news.example/\x7f",
+    "https://news.example/\ufffe",
+    "https://新闻.example/路径",
+    "https://news.example/%E8%B7%AF",
+    "https://news.example/back\\slash",
+    "https://news.example:notaport/",
+    "https://news.example/" + "x" * 5000,
+]
+BASES = [
+    None,
+    "",
+    "https://blog.example/posts/2024/",
+    "http://blog.example/a/b",
+    "ftp://f.example/",
+]
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("schemes", [WEB_SCHEMES, URL_SCHEMES])
+def test_urls_taken_as_they_are_match_what_urljoin_makes_of_them(
+    base: str | None, schemes: frozenset[str]
+) -> None:
+    for url in URL_SPELLINGS:
+        taken = url.strip() and len(url) <= 4096
+        expected = _joined_url(url, base, schemes, 4096) if taken else None
+        assert absolute_url(url, base, schemes) == expected, (url, base)
+
+
+def test_absolute_urls_are_kept_even_under_a_base_urljoin_rejects() -> None:
+    assert absolute_url("https://news.example/a", "http://[broken", WEB_SCHEMES) == (
+        "https://news.example/a"
+    )
+    assert absolute_url("relative", "http://[broken", WEB_SCHEMES) is None
+
+
+TEXT_SPELLINGS = [
+    "Plain title",
+    "  padded\r\n title\t with \n\n layout  ",
+    "a\rb",
+    "Café\xa0au lait",
+    "two\xa0\xa0no-break",
+    "mixed \xa0 spaces",
+    "1 > 0 but not less",
+    "\"quoted\" and 'single'",
+    "中文标题：测试 ① 🚀",
+    "control\x00\x01\x1f\x7f chars",
+    "lone \ud800 surrogate",
+    "non\ufffecharacter \ufdd0 here",
+    "\u2028line\u2029separators\x85",
+    "zero\u200bwidth\ufeffmarks",
+    "",
+    "   ",
+]
+
+
+@pytest.mark.parametrize("text", TEXT_SPELLINGS)
+def test_text_without_markup_reads_as_the_html_parser_reads_it(text: str) -> None:
+    layout = re.compile(r"\s\s+|[^\S \xa0]")
+    assert plain_text(text) == layout.sub(" ", _parsed_text(text)).strip()
+
+
 def test_deeply_nested_html_is_flattened_quickly() -> None:
     deep = "<div>" * 50_000 + "deep <b>text</b><script>x()</script>" + "</div>" * 50_000
     started = time.perf_counter()
@@ -542,9 +651,18 @@ def test_raw_body_is_the_document_html_byte_for_byte(kind: str) -> None:
     assert shown is not None and "script" not in shown  # what outputs show is clean
 
 
-def test_raw_body_drops_only_what_no_database_can_store() -> None:
-    entry = normalise_entry(raw(content_html="<p>a\x00b\ud800c\x7f</p>"), FETCHED)
-    assert entry is not None and entry.raw_body == "<p>abc\x7f</p>"
+@pytest.mark.parametrize(
+    ("html_in", "stored"),
+    [
+        ("<p>a\x00b\ud800c\x7f</p>", "<p>abc\x7f</p>"),
+        ("<p>a\x00b</p>", "<p>ab</p>"),
+        ("<p>a\udfffb 中文</p>", "<p>ab 中文</p>"),
+        ("<p>中文 \x7f\ufffe 🚀</p>", "<p>中文 \x7f\ufffe 🚀</p>"),
+    ],
+)
+def test_raw_body_drops_only_what_no_database_can_store(html_in: str, stored: str) -> None:
+    entry = normalise_entry(raw(content_html=html_in), FETCHED)
+    assert entry is not None and entry.raw_body == stored
 
 
 def test_title_and_url_limits_come_from_the_settings() -> None:
