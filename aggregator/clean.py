@@ -438,12 +438,13 @@ def excerpt(summary: str | None, content: str | None) -> str:
 def excerpt_text(fragment: str | None, limit: int) -> str:
     """`plain_text(fragment, limit)` of a sanitised fragment, reading only what it needs.
 
-    A stored body can be long while its excerpt is a couple of hundred
-    characters: the text of a leading part of the HTML, cut just after a `>`,
-    is the start of the whole text, and once it is longer than `limit` the cut
-    ends where the whole text's would. That holds for sanitised HTML, where a
-    `>` only ever ends a tag (text and attribute values have it escaped) and
-    no comment, script or style is left; the whole fragment is read otherwise.
+    Sanitised HTML is simple enough to read without the HTML parser: a `<`
+    only ever opens a tag and a `>` only ever ends one (text and attribute
+    values have them escaped), and no comment, script or style is left. So
+    its tags are dropped by a regex, and a long body is read only as far as
+    the excerpt needs: the text of a leading part, cut just after a `>`, is
+    the start of the whole text, and once it is longer than `limit` the cut
+    ends where the whole text's would.
     """
     if not fragment:
         return ""
@@ -451,11 +452,17 @@ def excerpt_text(fragment: str | None, limit: int) -> str:
     while len(fragment) > window:
         cut = fragment.rfind(">", 0, window) + 1
         if cut:
-            text = plain_text(fragment[:cut])
+            text = sanitised_text(fragment[:cut])
             if len(text) > limit + 1:
                 return shorten(text, limit)
         window *= 4
-    return plain_text(fragment, limit)
+    return shorten(sanitised_text(fragment), limit)
+
+
+def sanitised_text(fragment: str) -> str:
+    """`plain_text` of HTML that `sanitise_html` wrote, at a fraction of the cost."""
+    spaced = _BLOCK_TAG.sub(" <", fragment)
+    return _LAYOUT_SPACE.sub(" ", html.unescape(_TAG.sub("", spaced))).strip()
 
 
 def text_field(fragment: str | None, limit: int) -> str:

@@ -25,9 +25,11 @@ from aggregator.clean import (
     plain_text,
     sanitise_html,
 )
+from aggregator.errors import ParseError
 from aggregator.models import Enclosure, EntryData, FetchLimits, RawEntry
 from aggregator.parse import parse_document
 from tests.conftest import shared_path
+from tests.corpus import corpus_files, corpus_headers
 
 FETCHED = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 BASE = "https://site.example/blog/post/"
@@ -617,6 +619,36 @@ def test_excerpt_of_a_sanitised_body_is_its_plain_text_cut() -> None:
         body = sanitise_html(random_body(rng), BASE)
         for limit in (1, 7, 60, 200):
             assert excerpt_text(body, limit) == plain_text(body, limit), (body, limit)
+
+
+def test_shortcuts_agree_with_the_long_way_over_the_feedparser_corpus() -> None:
+    """URLs taken as they are, markup-free text and excerpts of sanitised bodies, as
+    urljoin and the HTML parser would have made them, on every entry of the corpus."""
+    root = shared_path("corpus", "feedparser")
+    layout = re.compile(r"\s\s+|[^\S \xa0]")
+    compared = 0
+    for path in corpus_files(root):
+        body = path.read_bytes()
+        name = str(path.relative_to(root))
+        try:
+            feed = parse_document(body, corpus_headers(body), f"http://corpus.example/{name}")
+        except ParseError:
+            continue
+        for entry in feed.entries:
+            base = entry.base or "http://corpus.example/"
+            urls = [entry.link, *entry.media_thumbnails, *(e.url for e in entry.enclosures)]
+            for url in filter(None, urls):
+                taken = url.strip() and len(url) <= 4096
+                expected = _joined_url(url, base, WEB_SCHEMES, 4096) if taken else None
+                assert absolute_url(url, base, WEB_SCHEMES) == expected, (name, url)
+            for text in filter(None, (entry.title, entry.author, *entry.tags)):
+                assert plain_text(text) == layout.sub(" ", _parsed_text(text)).strip(), name
+            for html_in in filter(None, (entry.summary_html, entry.content_html)):
+                cleaned = sanitise_html(html_in, base)
+                for limit in (20, 200):
+                    assert excerpt_text(cleaned, limit) == plain_text(cleaned, limit), name
+            compared += 1
+    assert compared > 1000
 
 
 RAW_HTML = (

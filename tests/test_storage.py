@@ -1,8 +1,10 @@
 """storage.py against real SQLite files in tmp_path and a real PostgreSQL server."""
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 import aggregator.storage as storage_module
 from aggregator.decide import decide_feed, identifying_links
@@ -390,6 +392,29 @@ def test_bodies_are_stored_deflated_and_older_stories_get_excerpts_from_them(
     with upgraded.digest_reader() as reader:
         assert reader.make_cards([a1], excerpt)[a1].excerpt == "from the bodies"
     assert asked == [(None, body)]
+
+
+def test_times_are_written_as_sqlalchemy_writes_datetimes_on_sqlite() -> None:
+    # Stored times are compared as text in SQL (next_check <= now): the quick
+    # writer must give SQLAlchemy's spelling to the character.
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    reference = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    written = storage_module.UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    moments = [
+        datetime(2024, 5, 1, 8, 0, tzinfo=UTC),
+        datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2024, 12, 31, 20, 30, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    for moment in moments:
+        assert written(moment) == reference(moment.astimezone(UTC).replace(tzinfo=None))
+    assert written(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        written(datetime(2024, 1, 1))
 
 
 def test_stories_of_feeds_in_no_category_form_their_own_list(database_url: str) -> None:
