@@ -403,6 +403,7 @@ def test_times_are_written_as_sqlalchemy_writes_datetimes_on_sqlite() -> None:
     dialect = sqlite.dialect()
     reference = DateTime().dialect_impl(dialect).bind_processor(dialect)
     written = storage_module.UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert reference is not None and written is not None
     moments = [
         datetime(2024, 5, 1, 8, 0, tzinfo=UTC),
         datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2))),
