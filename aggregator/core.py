@@ -153,9 +153,16 @@ class _StoreBatch:
 
     def commit(self) -> None:
         storage = self._aggregator.storage
-        if storage.batch_open:
-            storage.commit_batch()
         stored, self._stored = self._stored, []
+        if storage.batch_open:
+            try:
+                storage.commit_batch()  # also writes the batch's polls (see Storage.apply)
+            except Exception:
+                # Nothing of the batch was kept: its feeds are stored again one at a
+                # time, so whatever failed is recorded against its own feed alone.
+                for reading, _result, _touched in stored:
+                    self._finished(*self._aggregator._finish(reading))
+                return
         for _reading, feed_result, touched in stored:
             self._finished(feed_result, touched)
 

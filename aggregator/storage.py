@@ -111,6 +111,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         # The text SQLAlchemy's SQLite DATETIME writes ("2024-05-01 08:00:00.000000"),
         # made by one C call: an ingest binds a few hundred thousand of these.
         def process(value: datetime | None) -> str | None:
+            if value is not None and value.tzinfo is UTC:  # most are: "…+00:00" cut off
+                return value.isoformat(" ", "microseconds")[:-6]
             naive = self.process_bind_param(value, dialect)
             return None if naive is None else naive.isoformat(" ", "microseconds")
 
@@ -294,6 +296,28 @@ _FEEDS = cast(Table, FeedRow.__table__)
 _POLLS = cast(Table, PollRow.__table__)
 _FEED_CATEGORIES = cast(Table, FeedCategoryRow.__table__)
 _CARDS = cast(Table, CardRow.__table__)
+
+# The reads every stored document makes, built once: building a statement and
+# its cache key cost more than running it on a first poll's small lookups.
+_SOURCES_BY_ENTRY_ID = select(SourceRow).where(
+    SourceRow.feed_id == bindparam("feed_id"),
+    SourceRow.entry_id.in_(bindparam("entry_ids", expanding=True)),
+)
+_SOURCES_BY_STORY_ID = select(SourceRow).where(
+    SourceRow.feed_id == bindparam("feed_id"),
+    SourceRow.story_id.in_(bindparam("story_ids", expanding=True)),
+)
+_STORIES_BY_LINK_KEY = select(StoryRow.id, StoryRow.link_key).where(
+    StoryRow.link_key.in_(bindparam("link_keys", expanding=True))
+)
+_STORIES_BY_ID = (
+    select(StoryRow)
+    .where(StoryRow.id.in_(bindparam("story_ids", expanding=True)))
+    .options(undefer(StoryRow.raw_body))
+)
+_STORY_IDS_BY_UID = select(StoryRow.uid, StoryRow.id).where(
+    StoryRow.uid.in_(bindparam("uids", expanding=True))
+)
 
 
 # --------------------------------------------------------------------------- opening
@@ -528,6 +552,11 @@ class Storage:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._batch: Session | None = None
+        # Written when the batch commits: per-feed statements for these were a
+        # tenth of a first poll's storing, and the batch commits them atomically
+        # with the stories all the same.
+        self._batch_polls: list[PollRecord] = []
+        self._batch_unpublished = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -558,9 +587,15 @@ class Storage:
 
     def _end_batch(self, *, commit: bool) -> None:
         session, self._batch = self._batch, None
+        polls, self._batch_polls = self._batch_polls, []
+        unpublished, self._batch_unpublished = self._batch_unpublished, False
         if session is not None:
             try:
                 if commit:
+                    if polls:
+                        self._write_polls(session, polls)
+                    if unpublished:
+                        self._set_meta(session, UNPUBLISHED_KEY, "1")
                     session.commit()
                 else:
                     session.rollback()
@@ -683,37 +718,25 @@ class Storage:
         with self._reading() as session:
             sources: dict[str, StoredSource] = {}
             for chunk in _chunks(list(hashes)):
-                for row in session.scalars(
-                    select(SourceRow).where(
-                        SourceRow.feed_id == feed_id, SourceRow.entry_id.in_(chunk)
-                    )
-                ):
+                found = {"feed_id": feed_id, "entry_ids": chunk}
+                for row in session.scalars(_SOURCES_BY_ENTRY_ID, found):
                     sources[row.entry_id] = _stored_source(row)
             story_by_link: dict[str, int] = {}
             for chunk in _chunks(list(link_keys)):
-                for story_id, key in session.execute(
-                    select(StoryRow.id, StoryRow.link_key).where(StoryRow.link_key.in_(chunk))
-                ):
+                for story_id, key in session.execute(_STORIES_BY_LINK_KEY, {"link_keys": chunk}):
                     if key is not None:
                         story_by_link[key] = story_id
             own: dict[int, StoredSource] = {}
             for chunk in _chunks(list(story_by_link.values())):
-                for row in session.scalars(
-                    select(SourceRow).where(
-                        SourceRow.feed_id == feed_id, SourceRow.story_id.in_(chunk)
-                    )
-                ):
+                found = {"feed_id": feed_id, "story_ids": chunk}
+                for row in session.scalars(_SOURCES_BY_STORY_ID, found):
                     own.setdefault(row.story_id, _stored_source(row))
             changed = {s.story_id for s in sources.values() if s.content_hash != hashes[s.entry_id]}
             known = {s.story_id for s in sources.values()}
             story_ids = changed | (set(story_by_link.values()) - known)
             stories: dict[int, StoredStory] = {}
             for chunk in _chunks(sorted(story_ids)):
-                for story in session.scalars(
-                    select(StoryRow)
-                    .where(StoryRow.id.in_(chunk))
-                    .options(undefer(StoryRow.raw_body))
-                ):
+                for story in session.scalars(_STORIES_BY_ID, {"story_ids": chunk}):
                     stories[story.id] = StoredStory(
                         story.id, story.primary_feed_id, _fields_of(story)
                     )
@@ -744,8 +767,8 @@ class Storage:
                 session.execute(insert(_STORIES), rows)
                 id_of: dict[str, int] = {}
                 for chunk in _chunks([s.uid for s in intents.new]):
-                    query = select(StoryRow.uid, StoryRow.id).where(StoryRow.uid.in_(chunk))
-                    id_of.update((uid, id_) for uid, id_ in session.execute(query))
+                    found = session.execute(_STORY_IDS_BY_UID, {"uids": chunk})
+                    id_of.update((uid, id_) for uid, id_ in found)
                 ids = [id_of[s.uid] for s in intents.new]
                 session.execute(
                     insert(_SOURCES),
@@ -809,11 +832,15 @@ class Storage:
             stale = [a.story_id for a in intents.added] + [i for i, _ in changed_fields]
             for chunk in _chunks(stale):
                 session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))
-            self._write_polls(session, [poll])
-            if touched:
-                # In the same transaction as the stories: a kill before the
-                # outputs are rebuilt leaves this behind for the next run.
-                self._set_meta(session, UNPUBLISHED_KEY, "1")
+            # In the same transaction as the stories: a kill before the
+            # outputs are rebuilt leaves the mark behind for the next run.
+            if self._batch is None:
+                self._write_polls(session, [poll])
+                if touched:
+                    self._set_meta(session, UNPUBLISHED_KEY, "1")
+            else:
+                self._batch_polls.append(poll)
+                self._batch_unpublished |= bool(touched)
         return touched
 
     def record_polls(self, polls: Sequence[PollRecord]) -> None:
