@@ -118,6 +118,7 @@ _LAYOUT_SPACE = re.compile(r"\s\s+|[^\S \xa0]")
 # they would break every feed we publish and cannot be encoded for nh3.
 _INVALID_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")
 _SET_TAG = re.compile(r'<(img|video|audio)\b((?:[^>"]|"[^"]*")*)>')
 _SET_ATTRIBUTE = re.compile(r'\s([a-z-]+)="[^"]*"')
@@ -263,6 +264,15 @@ def xml_text(text: str) -> str:
     return _INVALID_CHARACTERS.sub("", text)
 
 
+def encodable(text: str) -> str:
+    """`text` without lone surrogates (JSON escapes can make them): nh3 cannot be given them."""
+    try:
+        text.encode("utf-8")  # the quick test: only a lone surrogate fails it
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("", text)
+    return text
+
+
 # --------------------------------------------------------------------------- dates
 
 
@@ -363,8 +373,9 @@ def sanitise_html(fragment: str | None, base: str | None, max_url: int = URL_LIM
     """Allow-listed HTML with absolute URLs; None when nothing visible is left."""
     if fragment is None or not fragment.strip():
         return None
-    cleaned = html_cleaner(base, max_url).clean(shallow(xml_text(fragment))).strip()
-    cleaned = _SET_TAG.sub(_ordered_set_attributes, cleaned)
+    cleaned = html_cleaner(base, max_url).clean(shallow(encodable(fragment))).strip()
+    # After the parser: it turns references such as &#1; into the characters.
+    cleaned = xml_text(_SET_TAG.sub(_ordered_set_attributes, cleaned))
     return None if is_blank(cleaned) else cleaned
 
 
@@ -422,8 +433,8 @@ def plain_text(fragment: str | None, limit: int | None = None) -> str:
 
 def _parsed_text(fragment: str) -> str:
     """The text of an HTML fragment, tags and references read by the HTML parser."""
-    spaced = _BLOCK_TAG.sub(" <", shallow(xml_text(fragment)))
-    return html.unescape(_TEXT_CLEANER.clean(spaced))
+    spaced = _BLOCK_TAG.sub(" <", shallow(encodable(fragment)))
+    return xml_text(html.unescape(_TEXT_CLEANER.clean(spaced)))
 
 
 #: Characters of text a digest card shows under a title.

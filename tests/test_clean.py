@@ -671,6 +671,18 @@ RAW_DOCUMENTS = {
 }
 
 
+def test_references_to_characters_xml_forbids_are_dropped_once_parsed() -> None:
+    # The HTML parser turns &#1; into U+0001, which would make every feed we
+    # publish with it invalid XML: removed after parsing, not only before.
+    entry = clean(
+        raw(title="T&amp;#1;itle&#x1F;", summary_html="<p>a&#1;b&#xFFFE;c&#x1F;d&amp;#1;</p>")
+    )
+    assert entry.title == "Title"
+    assert entry.summary == "<p>abcd&amp;#1;</p>"  # the text "&#1;", as the feed wrote it
+    assert entry.excerpt == "abcd&#1;"
+    assert plain_text("a&#1;b<b>&#xFFFF;c</b>") == "abc"
+
+
 @pytest.mark.parametrize("kind", RAW_DOCUMENTS)
 def test_raw_body_is_the_document_html_byte_for_byte(kind: str) -> None:
     document = RAW_DOCUMENTS[kind].format(
