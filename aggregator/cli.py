@@ -130,16 +130,39 @@ def _progress(total: int, verb: str = "Polling") -> Iterator[Any]:
         yield progress
 
 
-def _worth_a_row(result: FeedResult) -> bool:
-    """Failures, warnings and feeds that brought something; the rest are counted."""
-    o = result.outcome
-    return bool(o.error or o.warning or o.new or o.updated)
+#: Rows for feeds that only brought entries, at most; failures and warnings always get one.
+MAX_NEWS_ROWS = 100
+
+
+def _summary_rows(report: UpdateReport, every_feed: bool) -> tuple[list[FeedResult], str]:
+    """The feeds that get a row, and what the count line says of the others.
+
+    A table of a thousand "not modified" rows is noise in a cron mail, and so
+    is one of a thousand "1 new" rows after a first poll (rich took longer to
+    lay it out than the poll's own storing): failures and warnings always get
+    a row, feeds that brought entries while there are at most MAX_NEWS_ROWS.
+    """
+    if every_feed:
+        return list(report.results), ""
+    troubled = [r for r in report.results if r.outcome.error or r.outcome.warning]
+    news = [
+        r
+        for r in report.results
+        if not (r.outcome.error or r.outcome.warning) and (r.outcome.new or r.outcome.updated)
+    ]
+    quiet = len(report.results) - len(troubled) - len(news)
+    unlisted = []
+    if len(news) > MAX_NEWS_ROWS:
+        unlisted.append(f"{len(news)} feeds that brought entries")
+        news = []
+    if quiet:
+        unlisted.append(f"{quiet} feeds with nothing new")
+    note = f" ({' and '.join(unlisted)} not listed; --every-feed lists them)" if unlisted else ""
+    return troubled + news, note
 
 
 def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bool) -> None:
-    # A table of a thousand "not modified" rows is noise in a cron mail, and
-    # rendering it took longer than the poll itself.
-    shown = [r for r in report.results if every_feed or _worth_a_row(r)]
+    shown, unlisted = _summary_rows(report, every_feed)
     table = Table(title="Poll results", show_lines=False, expand=False)
     for column in ("feed", "result", "new", "updated", "HTTP", "time", "error / warning"):
         table.add_column(column, overflow="fold")
@@ -166,11 +189,9 @@ def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bo
         f"{len(report.results)} feeds: {len(report.results) - failed} ok, {failed} failed"
         f"{skipped}; {new} new and {updated} updated entries; "
         f"{len(report.published.written)} output files written, "
-        f"{len(report.published.unchanged)} unchanged."
-        + (f" ({quiet} feeds with nothing new not listed; --every-feed lists them)"
-           if (quiet := len(report.results) - len(shown)) else ""),
+        f"{len(report.published.unchanged)} unchanged.{unlisted}",
         markup=False,
-    )  # fmt: skip
+    )
     for name, reason in report.skipped:
         out.print(f"Skipped {name}: {reason}", markup=False)
     out.print(f"Digest: {output_dir / 'index.html'}", markup=False)

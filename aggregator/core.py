@@ -189,6 +189,8 @@ class Aggregator:
         self.zone = ZoneInfo(config.site.timezone)
         self._sources = {source.url: source for source in config.feeds}
         self._states = storage.sync_feeds(config.feeds, clock())
+        # The states just read serve the first update; later ones (the scheduler's) read anew.
+        self._states_fresh = True
         self._fingerprint = outputs_fingerprint(config)
         self._quiet_polls: list[PollRecord] = []
         #: Worker processes reading documents (None: one per spare core).
@@ -217,7 +219,9 @@ class Aggregator:
         still running) are skipped and listed in the report, unless `force`.
         """
         sources = list(self.config.feeds if sources is None else sources)
-        self._states = self.storage.feed_states()
+        if not self._states_fresh:
+            self._states = self.storage.feed_states()
+        self._states_fresh = False
         problems_before = self._problems()
         # Stories stored by a run that died before publishing them.
         unpublished = self.storage.get_meta(UNPUBLISHED_KEY) == "1"

@@ -10,13 +10,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
 
-from aggregator.cli import main
+from aggregator.cli import MAX_NEWS_ROWS, _summary_rows, main
 from aggregator.config import load_config
+from aggregator.core import FeedResult, UpdateReport
+from aggregator.models import PollOutcome
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, rss
 from tests.httpserver import Reply, Request, closed_port_url, drip, serve
@@ -155,6 +159,32 @@ def test_interrupted_update_exits_130_and_keeps_what_was_stored(
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT title FROM stories").fetchall() == [("Fast story",)]
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_update_summary_lists_feeds_that_brought_entries_only_while_there_are_few() -> None:
+    def result(name: str, **outcome: Any) -> FeedResult:
+        started = datetime(2024, 5, 1, tzinfo=UTC)
+        return FeedResult(
+            f"https://{name}.test/", name, PollOutcome(started, 0.1, 200, 10, **outcome)
+        )
+
+    troubled = [result("broken", error="timed out"), result("odd", warning="not a feed", new=1)]
+    quiet = [result(f"quiet{i}", not_modified=True) for i in range(3)]
+    few = [result(f"news{i}", new=1) for i in range(MAX_NEWS_ROWS)]
+    report = UpdateReport(results=[*troubled, *few, *quiet])
+    shown, note = _summary_rows(report, every_feed=False)
+    assert shown == troubled + few
+    assert note == " (3 feeds with nothing new not listed; --every-feed lists them)"
+
+    many = [*few, result("one-more", updated=2)]
+    shown, note = _summary_rows(UpdateReport(results=[*many, *troubled, *quiet]), every_feed=False)
+    assert shown == troubled
+    assert note == (
+        f" ({MAX_NEWS_ROWS + 1} feeds that brought entries and 3 feeds with nothing new"
+        " not listed; --every-feed lists them)"
+    )
+    everything = [*many, *troubled, *quiet]
+    assert _summary_rows(UpdateReport(results=everything), every_feed=True) == (everything, "")
 
 
 def test_update_lists_only_feeds_that_failed_or_brought_something(
