@@ -73,6 +73,8 @@ TRANSACTION_SECONDS = 0.5
 MAX_READING = 8
 #: Stories on a page of a category's stories of a day (pages are counted from the oldest).
 DIGEST_PAGE_SIZE = 200
+#: Feed states read on opening are used by an update starting within this long.
+STATES_FRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,9 @@ class Aggregator:
         self.zone = ZoneInfo(config.site.timezone)
         self._sources = {source.url: source for source in config.feeds}
         self._states = storage.sync_feeds(config.feeds, clock())
-        # The states just read serve the first update; later ones (the scheduler's) read anew.
-        self._states_fresh = True
+        # The states just read serve an update that follows at once (the
+        # `update` command's); any later one (the scheduler's) reads them anew.
+        self._states_read_at: float | None = time.monotonic()
         self._fingerprint = outputs_fingerprint(config)
         self._quiet_polls: list[PollRecord] = []
         #: Worker processes reading documents (None: one per spare core).
@@ -219,9 +222,9 @@ class Aggregator:
         still running) are skipped and listed in the report, unless `force`.
         """
         sources = list(self.config.feeds if sources is None else sources)
-        if not self._states_fresh:
+        read_at, self._states_read_at = self._states_read_at, None
+        if read_at is None or time.monotonic() - read_at > STATES_FRESH_SECONDS:
             self._states = self.storage.feed_states()
-        self._states_fresh = False
         problems_before = self._problems()
         # Stories stored by a run that died before publishing them.
         unpublished = self.storage.get_meta(UNPUBLISHED_KEY) == "1"

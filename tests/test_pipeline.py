@@ -501,3 +501,24 @@ def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
     assert titles == ["S/f0", "S/f1", "S/f3", "S/f4"]  # /f2's writes were rolled back
     assert errors[server.url("/f2")] == "internal error: RuntimeError: disk on fire"
     assert [errors[server.url(p)] for p in paths if p != "/f2"] == [None] * 4
+
+
+def test_an_update_long_after_opening_reads_feed_states_anew(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.core as core
+
+    feed = rss("F", [Item("Story", "https://f.test/1", "f1")])
+    with serve({"/f": Reply(body=feed, headers={**RSS, "ETag": '"e1"'})}) as server:
+        config = write_config([{"url": server.url("/f")}])
+        waiting = core.make_aggregator(config)  # opened, as a scheduler is, before the poll
+        other = core.make_aggregator(config)  # meanwhile another process polls the feed
+        other.update(publish=False)
+        other.close()
+        monkeypatch.setattr(core, "STATES_FRESH_SECONDS", 0.0)
+        try:
+            waiting.update(publish=False)
+        finally:
+            waiting.close()
+    # The ETag the other process stored was read and sent: a conditional poll.
+    assert server.requests_to("/f")[-1].headers.get("if-none-match") == '"e1"'
