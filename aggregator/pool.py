@@ -9,7 +9,7 @@ back plain records for this process to deduplicate and store. It starts
 with the first large document, so an update where every server answers 304
 never pays for it (nor carries its memory), and it ends with the update.
 
-The worker is `python -m aggregator.pool`, fed pickled jobs on stdin and
+The worker is `python -P -m aggregator.pool`, fed pickled jobs on stdin and
 answering on stdout, rather than a multiprocessing pool: those start their
 workers by importing the parent's main script again, which for the
 `aggregator` command means the whole program (SQLAlchemy, pydantic, aiohttp)
@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
 from aggregator.compact import pack
@@ -125,6 +126,28 @@ class Job:
             return read_document(*self._args)
 
 
+def _worker_environment() -> dict[str, str] | None:
+    """The environment for the worker: this one, plus where this package lies if -P hides it.
+
+    The worker runs with -P, so the working directory, where `python -m` looks
+    first, cannot lend it another `aggregator` (a checkout, or worse). When
+    this process found the package only there (`python -m aggregator` run in
+    a checkout), the folder is named in PYTHONPATH so the worker finds it too.
+    """
+    home = Path(__file__).resolve().parents[1]
+    if any(_same_folder(entry, home) for entry in sys.path[1:]):
+        return None  # installed: the worker's own path finds it
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(home), path] if path else [str(home)])}
+
+
+def _same_folder(entry: str, folder: Path) -> bool:
+    try:
+        return Path(entry or ".").resolve() == folder
+    except OSError:
+        return False
+
+
 class _Worker:
     """One `python -m aggregator.pool` process and the documents it has been given.
 
@@ -135,9 +158,10 @@ class _Worker:
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator.pool"],
+            [sys.executable, "-P", "-m", "aggregator.pool"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=_worker_environment(),
         )
         self.pending: deque[Future[Prepared]] = deque()
         self._lock = threading.Lock()

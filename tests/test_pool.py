@@ -46,6 +46,25 @@ def document(count: int = 40, start: int = 0, padding: int = 50) -> Document:
     return Document(rss("F", items), RSS, "https://site.test/feed.xml", 1000)
 
 
+def test_the_worker_imports_this_aggregator_never_one_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoy = tmp_path / "aggregator"
+    decoy.mkdir()
+    marker = tmp_path / "decoy-ran"
+    (decoy / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (decoy / "pool.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    pool = ReadingPool(workers=1)
+    try:
+        job = pool.submit(document(), NOW, LIMITS)
+        assert job.result() == read_document(document(), NOW, LIMITS)
+        assert len(pool._started) == 1  # it did go to a worker
+    finally:
+        pool.close()
+    assert not marker.exists()
+
+
 def test_a_worker_reads_and_cleans_exactly_as_this_process_does() -> None:
     documents = [document(start=start) for start in (0, 100, 200)]
     assert all(len(d.body) >= MIN_DOCUMENT_BYTES for d in documents)
