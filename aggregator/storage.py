@@ -318,6 +318,25 @@ _STORIES_BY_ID = (
 _STORY_IDS_BY_UID = select(StoryRow.uid, StoryRow.id).where(
     StoryRow.uid.in_(bindparam("uids", expanding=True))
 )
+# A story's digest card, copied from its row: its own feed as the list (see make_cards).
+_CARDS_FROM_STORIES = insert(_CARDS).from_select(
+    ["story_id", "title", "link", "thumbnail", "published", "first_seen", "feeds", "excerpt"],
+    select(
+        StoryRow.id,
+        StoryRow.title,
+        StoryRow.link,
+        StoryRow.thumbnail,
+        StoryRow.published,
+        StoryRow.first_seen,
+        StoryRow.primary_feed_id.cast(Text),
+        func.coalesce(StoryRow.excerpt, ""),
+    ).where(StoryRow.id.in_(bindparam("story_ids", expanding=True))),
+)
+_SET_CARD_FEEDS_AND_EXCERPT = (
+    update(_CARDS)
+    .where(_CARDS.c.story_id == bindparam("id_"))
+    .values(feeds=bindparam("feeds_"), excerpt=bindparam("excerpt_"))
+)
 
 
 # --------------------------------------------------------------------------- opening
@@ -1407,6 +1426,7 @@ class DigestReader:
                     StoryRow.excerpt,
                 ).where(StoryRow.id.in_(chunk))
                 cards = []
+                copied_right: set[int] = set()  # cards the database copies as they should be
                 for (
                     story_id,
                     title,
@@ -1419,6 +1439,8 @@ class DigestReader:
                 ) in session.execute(query):
                     # The story's first source leads; the others follow in the order they came.
                     order = sorted(feeds[story_id], key=lambda f: f != primary)
+                    if order == [primary] and text is not None:
+                        copied_right.add(story_id)
                     cards.append(
                         {
                             "story_id": story_id,
@@ -1440,7 +1462,16 @@ class DigestReader:
                         unmade[story_id]["excerpt"] = excerpt(summary, content)
                 session.execute(delete(CardRow).where(CardRow.story_id.in_(chunk)))
                 if cards:
-                    # Core executemany: the ORM's bulk insert compiles anew per batch size.
-                    session.execute(insert(_CARDS), cards)
+                    # Copied within the database, each with its story's own feed as
+                    # its list; the few cross-posts and cards without an excerpt
+                    # yet are then set right (binding 50,000 rows was most of this).
+                    session.execute(_CARDS_FROM_STORIES, {"story_ids": chunk})
+                    fixes = [
+                        {"id_": c["story_id"], "feeds_": c["feeds"], "excerpt_": c["excerpt"]}
+                        for c in cards
+                        if c["story_id"] not in copied_right
+                    ]
+                    if fixes:
+                        session.execute(_SET_CARD_FEEDS_AND_EXCERPT, fixes)
                 made += cards
         return {card["story_id"]: self._story(**card) for card in made}
