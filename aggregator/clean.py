@@ -471,9 +471,13 @@ def excerpt_text(fragment: str | None, limit: int) -> str:
 
 
 def sanitised_text(fragment: str) -> str:
-    """`plain_text` of HTML that `sanitise_html` wrote, at a fraction of the cost."""
+    """`plain_text` of HTML that `sanitise_html` wrote, at a fraction of the cost.
+
+    Bodies stored before characters XML forbids were removed after parsing
+    may still hold some: they are removed here too.
+    """
     spaced = _BLOCK_TAG.sub(" <", fragment)
-    return _LAYOUT_SPACE.sub(" ", html.unescape(_TAG.sub("", spaced))).strip()
+    return _LAYOUT_SPACE.sub(" ", xml_text(html.unescape(_TAG.sub("", spaced)))).strip()
 
 
 def text_field(fragment: str | None, limit: int) -> str:

@@ -681,6 +681,8 @@ def test_references_to_characters_xml_forbids_are_dropped_once_parsed() -> None:
     assert entry.summary == "<p>abcd&amp;#1;</p>"  # the text "&#1;", as the feed wrote it
     assert entry.excerpt == "abcd&#1;"
     assert plain_text("a&#1;b<b>&#xFFFF;c</b>") == "abc"
+    # A body stored before this was fixed still gives a clean excerpt.
+    assert excerpt_text("<p>a\x01b \ufffe</p>", 200) == "ab"
 
 
 @pytest.mark.parametrize("kind", RAW_DOCUMENTS)
