@@ -333,16 +333,20 @@ _STORIES_BY_ID = (
 _STORY_IDS_BY_UID = select(_STORIES.c.uid, _STORIES.c.id).where(
     _STORIES.c.uid.in_(bindparam("uids", expanding=True))
 )
+# What a digest card copies of its story as it is (see make_cards).
+_CARD_COLUMNS = (
+    StoryRow.id,
+    StoryRow.title,
+    StoryRow.link,
+    StoryRow.thumbnail,
+    StoryRow.published,
+    StoryRow.first_seen,
+)
 # A story's digest card, copied from its row: its own feed as the list (see make_cards).
 _CARDS_FROM_STORIES = insert(_CARDS).from_select(
     ["story_id", "title", "link", "thumbnail", "published", "first_seen", "feeds", "excerpt"],
     select(
-        StoryRow.id,
-        StoryRow.title,
-        StoryRow.link,
-        StoryRow.thumbnail,
-        StoryRow.published,
-        StoryRow.first_seen,
+        *_CARD_COLUMNS,
         StoryRow.primary_feed_id.cast(Text),
         func.coalesce(StoryRow.excerpt, ""),
     ).where(StoryRow.id.in_(bindparam("story_ids", expanding=True))),
@@ -1422,16 +1426,9 @@ class DigestReader:
                 )
                 for story_id, feed_id in session.execute(of_stories):
                     feeds[story_id][feed_id] = None
-                query = select(
-                    StoryRow.id,
-                    StoryRow.title,
-                    StoryRow.link,
-                    StoryRow.thumbnail,
-                    StoryRow.published,
-                    StoryRow.first_seen,
-                    StoryRow.primary_feed_id,
-                    StoryRow.excerpt,
-                ).where(StoryRow.id.in_(chunk))
+                query = select(*_CARD_COLUMNS, StoryRow.primary_feed_id, StoryRow.excerpt).where(
+                    StoryRow.id.in_(chunk)
+                )
                 cards = []
                 copied_right: set[int] = set()  # cards the database copies as they should be
                 for (
