@@ -117,7 +117,6 @@ _LAYOUT_SPACE = re.compile(r"\s\s+|[^\S \xa0]")
 # Characters XML 1.0 forbids (and lone surrogates, which JSON escapes can make):
 # they would break every feed we publish and cannot be encoded for nh3.
 _INVALID_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")
 _SET_TAG = re.compile(r'<(img|video|audio)\b((?:[^>"]|"[^"]*")*)>')
@@ -234,14 +233,7 @@ def raw_body(raw: RawEntry, content: str | None, summary: str | None) -> str | N
 
 def storable_text(text: str) -> str:
     """`text` without NUL and lone surrogates, which no database or file can hold."""
-    if "\x00" not in text:
-        try:
-            text.encode("utf-8")  # a lone surrogate cannot be encoded; this is the quick test
-        except UnicodeEncodeError:
-            pass
-        else:
-            return text
-    return _UNSTORABLE.sub("", text)
+    return encodable(text).replace("\x00", "")
 
 
 def entry_id(guid: str, link: str | None, title: str, raw: RawEntry) -> str:
