@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 		{ echo "Could not create $(VENV); on Debian: apt-get install python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# Byte-compiled as pip compiles what it installs; an editable install leaves that to
+	@# the first run, which PYTHONDONTWRITEBYTECODE turns into every run.
+	$(BIN)/python -m compileall -q aggregator
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -1,5 +1,5 @@
 """`python -m aggregator` is the `aggregator` command."""
 
-from aggregator.cli import main
+from aggregator.cli import entry
 
-main()
+entry()

@@ -496,10 +496,11 @@ def _locate(doc: Any, loc: Loc) -> tuple[int | None, str]:
 # --------------------------------------------------------------------------- reading
 
 
-def _read(path: Path) -> str:
+def read_config_bytes(path: Path) -> bytes:
+    """The bytes of feeds.yaml at `path`; ConfigError when it cannot be read."""
     name = str(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([ConfigProblem(name, None, "(file)", "file not found")]) from None
     except IsADirectoryError:
@@ -508,12 +509,15 @@ def _read(path: Path) -> str:
     except OSError as exc:
         problem = ConfigProblem(name, None, "(file)", f"cannot read it: {exc.strerror or exc}")
         raise ConfigError([problem]) from None
+
+
+def _decode(data: bytes, path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         message = f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-        raise ConfigError([ConfigProblem(name, line, "(file)", message)]) from None
+        raise ConfigError([ConfigProblem(str(path), line, "(file)", message)]) from None
 
 
 def _parse(text: str, path: Path) -> Any:
@@ -546,7 +550,12 @@ def load_config(path: Path) -> Config:
 
     Raises ConfigError listing every problem found, each with file, line and key.
     """
-    text = _read(path)
+    return config_from_bytes(read_config_bytes(path), path)
+
+
+def config_from_bytes(data: bytes, path: Path) -> Config:
+    """Validate `data`, the contents of feeds.yaml at `path` (see `load_config`)."""
+    text = _decode(data, path)
     # libyaml reads a thousand feeds in a tenth of the time the round-trip
     # parser takes, which was most of a quiet `update`; only that parser
     # knows lines, so it reads any file the quick pass finds a problem in.

@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from aggregator import USER_AGENT, __version__
-from aggregator.config import load_config
+from aggregator.config_cache import load_config
 from aggregator.decide import (
     decide_feed,
     identifying_links,
@@ -54,8 +55,10 @@ from aggregator.models import (
     WriteReport,
 )
 from aggregator.pool import Document, Job, ReadingPool
-from aggregator.posts import PostFolder, PostOptions
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
+
+if TYPE_CHECKING:
+    from aggregator.posts import PostOptions
 
 log = logging.getLogger(__name__)
 
@@ -507,6 +510,8 @@ class Aggregator:
         report = publish_feeds(site, outputs, categories) + publish_opml(site, categories)
         report += self._publish_digest(None if full else changed_story_ids or set())
         if site.posts_dir is not None:
+            from aggregator.posts import PostOptions
+
             sync_all = full or not site.posts_dir.exists()
             report += self.export_posts(
                 site.posts_dir,
@@ -626,6 +631,8 @@ class Aggregator:
         ids = self.storage.story_ids_for_export(category, start, story_ids)
         if on_total is not None:
             on_total(len(ids))
+        from aggregator.posts import PostFolder  # see _publish
+
         folder = PostFolder(directory, options)
         written: list[Path] = []
         unchanged: list[Path] = []

@@ -247,6 +247,8 @@ def next_poll(
 
 
 def _http_date(value: str) -> datetime | None:
+    if not value:  # most responses carry no Expires: no exception to raise and catch
+        return None
     try:
         moment = parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -16,10 +16,11 @@ from pathlib import Path
 STALE_AFTER_SECONDS = 600
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, mode: int = 0o644) -> bool:
     """Write `data` to `path` atomically unless it already holds exactly that.
 
-    Returns True when the file was (re)written.
+    Returns True when the file was (re)written. `mode` is the new file's
+    permissions (published files are for everyone to read).
     """
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
@@ -33,7 +34,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.chmod(tmp_name, 0o644)
+        os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -2,7 +2,8 @@
 
     python bench/_ours.py cli --config CONFIG update
         exactly `python -m aggregator --config CONFIG update` (the same click
-        command in a process of its own, as a cron job runs it), with timers
+        command in a process of its own, ended as that command ends it, as a
+        cron job runs it), with timers
         around Aggregator.update and Aggregator.publish. After the command's
         own output it prints JSON: "seconds" is the in-process time of the
         update itself (fetch, parse, store: the publishing it does at its end
@@ -29,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aggregator import cli as aggregator_cli
 from aggregator.core import Aggregator, make_aggregator
@@ -86,7 +87,7 @@ class ChildPeaks:
                         pass
 
 
-def cli(args: list[str]) -> int:
+def cli(args: list[str]) -> NoReturn:
     spent = {"update": 0.0, "publish": 0.0}
 
     def timed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,11 +104,7 @@ def cli(args: list[str]) -> int:
     for name in spent:
         setattr(Aggregator, name, timed(name, getattr(Aggregator, name)))
     with ChildPeaks() as children:
-        try:
-            aggregator_cli.main(args=args, prog_name="aggregator")
-            code = 0
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 1
+        code = aggregator_cli.invoke(args)
     # update() publishes from inside itself: the time it spent publishing is taken out.
     # Reading workers are processes of their own, reaped by the time the
     # command returns: the peak of memory in use is at most ours plus theirs.
@@ -125,7 +122,7 @@ def cli(args: list[str]) -> int:
         "workers_peak_rss_mb": workers_mb,
     }
     print(json.dumps(timings), flush=True)
-    return code
+    aggregator_cli.exit_now(code)  # as the `aggregator` command ends
 
 
 def publish(config: Path, urls_file: Path) -> dict[str, Any]:
@@ -165,7 +162,7 @@ def publish(config: Path, urls_file: Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     if argv[0] == "cli":
-        return cli(argv[1:])
+        cli(argv[1:])
     print(json.dumps(publish(Path(argv[1]), Path(argv[2]))))
     return 0
 

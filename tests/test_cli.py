@@ -68,6 +68,37 @@ def test_config_from_environment(write_config: ConfigWriter, tmp_path: Path) -> 
     assert json.loads(done.stdout) == {"entries_total": 0, "feeds": []}
 
 
+def test_the_process_exits_with_its_code_and_every_line_it_printed(
+    write_config: ConfigWriter,
+) -> None:
+    """The command ends without the interpreter's teardown: what it printed must still
+    all arrive, through a pipe, with the exit code scripts rely on."""
+    good = rss("Good", [Item("A story", "https://good.test/1")])
+    with serve({"/good": Reply(body=good, headers={"Content-Type": "application/rss+xml"})}) as s:
+        config = write_config(
+            [{"url": s.url("/good"), "name": "Good"}, {"url": closed_port_url(), "name": "Off"}]
+        )
+        command = [sys.executable, "-m", "aggregator", "--config", str(config)]
+        # Buffered, as output to a pipe is unless the environment says otherwise.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        update = subprocess.run(
+            [*command, "update"], capture_output=True, text=True, timeout=60, check=False, env=env
+        )
+    assert update.returncode == 1, update.stderr
+    lines = update.stdout.splitlines()
+    assert "2 feeds: 1 ok, 1 failed; 1 new and 0 updated entries" in update.stdout
+    assert lines[-1] == f"Digest: {config.parent / 'var' / 'public' / 'index.html'}"
+    status = subprocess.run(
+        [*command, "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    assert [f["state"] for f in json.loads(status.stdout)["feeds"]] == ["ok", "error"]
+
+
 def test_example_config_is_valid_and_has_the_seed_source() -> None:
     config = load_config(REPO / "feeds.yaml")
     assert len(config.feeds) >= 12
