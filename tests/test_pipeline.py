@@ -463,7 +463,7 @@ def test_stories_stored_by_a_run_killed_before_publishing_are_published_next_tim
 def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy.orm import Session
+    from sqlalchemy import Connection
 
     from aggregator.core import make_aggregator
     from aggregator.models import PollRecord
@@ -480,11 +480,11 @@ def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
         bad_feed = aggregator.storage.feed_states()[server.url("/f2")].feed_id
         real_write = Storage._write_polls
 
-        def write(self: Storage, session: Session, polls: Sequence[PollRecord]) -> None:
+        def write(self: Storage, connection: Connection, polls: Sequence[PollRecord]) -> None:
             # Storing /f2's poll fails, its stories written by then; recording the error works.
             if any(p.feed_id == bad_feed and p.outcome.error is None for p in polls):
                 raise RuntimeError("disk on fire")
-            real_write(self, session, polls)
+            real_write(self, connection, polls)
 
         monkeypatch.setattr(Storage, "_write_polls", write)
         try:

@@ -202,11 +202,11 @@ def test_schema_built_by_the_migrations_matches_the_models(database_url: str) ->
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from aggregator.storage import Base
+    from aggregator.storage import METADATA
 
     storage = open_db(database_url)
     with storage.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(connection), METADATA)
     assert differences == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from aggregator.storage import Base
+from aggregator.storage import METADATA
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when run by the alembic CLI
@@ -15,7 +15,7 @@ if connection is None:  # pragma: no cover - only when run by the alembic CLI
 
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=METADATA,
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():
