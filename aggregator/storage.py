@@ -818,6 +818,25 @@ class Storage:
                         for story_id, s in zip(ids, intents.new, strict=True)
                     ],
                 )
+                # Their digest cards, which publishing would otherwise make from the
+                # rows just written, alone on one core after the poll: a new story's
+                # only feed is this one, and its excerpt was made with its entry.
+                connection.execute(
+                    insert(_CARDS),
+                    [
+                        {
+                            "story_id": story_id,
+                            "title": s.fields.title,
+                            "link": s.fields.link,
+                            "thumbnail": s.fields.thumbnail,
+                            "published": s.fields.published,
+                            "first_seen": now,
+                            "feeds": str(feed_id),
+                            "excerpt": s.fields.excerpt or "",
+                        }
+                        for story_id, s in zip(ids, intents.new, strict=True)
+                    ],
+                )
                 touched.update(ids)
             if intents.added:
                 connection.execute(
