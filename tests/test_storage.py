@@ -429,3 +429,56 @@ def test_stories_of_feeds_in_no_category_form_their_own_list(database_url: str) 
         assert members == [("tech", shared), (None, u1)]
         assert [m.story_id for m in reader.page_members(*DAY, None, 0, 10**9)] == [u1]
         assert [m.story_id for m in reader.newest(*DAY, None, 5)] == [u1]
+
+
+def test_rows_given_to_the_driver_are_stored_as_sqlalchemy_stores_them(database_url: str) -> None:
+    """The bulk inserts skip SQLAlchemy's per-row parameters: the stored bytes must not differ."""
+    from sqlalchemy import insert, text
+
+    from aggregator.compact import pack
+    from aggregator.models import Enclosure, NewStory, StoryFields
+
+    storage = open_db(database_url)
+    feed_id = storage.feed_states()[A.url].feed_id
+    shanghai = timezone(timedelta(hours=8))
+    fields = StoryFields(
+        title="两大摄影巨头 'quoted' \\ back",
+        link="https://x.test/1?a=1&b=2",
+        author=None,
+        summary=pack("<p>正文</p>" * 30),  # deflated by the worker
+        content="<p>not packed</p>",
+        thumbnail=None,
+        published=datetime(2022, 5, 31, 17, 14, 18, 250, tzinfo=shanghai),
+        updated=None,
+        tags=("松下", "camera"),
+        enclosures=(Enclosure("https://x.test/a.mp3", "audio/mpeg", 12),),
+        raw_body="<div>raw</div>",
+    )
+    via_driver = NewStory("e1", "h1", "https://x.test/1", "uid-driver", fields)
+    via_core = NewStory("e2", "h2", "https://x.test/2", "uid-core", fields)
+    with storage.engine.begin() as connection:
+        storage_module._INSERT_STORY.run(
+            connection, [storage_module._story_row(via_driver, feed_id, NOW)]
+        )
+        columns = [c.name for c in storage_module._STORIES.c if c.name != "id"]
+        row = storage_module._story_row(via_core, feed_id, NOW)
+        connection.execute(insert(storage_module._STORIES), [dict(zip(columns, row, strict=True))])
+    with storage.engine.connect() as connection:
+        # As the database holds them: a text query's values get no type processing.
+        stored = connection.execute(text("SELECT * FROM stories ORDER BY id")).mappings().all()
+    assert stored[0]["id"] != stored[1]["id"]
+    driver, core = ({k: v for k, v in row.items() if k != "id"} for row in stored)
+    assert isinstance(driver["summary"], bytes) and isinstance(driver["published"], str | datetime)
+    assert (driver.pop("uid"), core.pop("uid")) == ("uid-driver", "uid-core")
+    assert (driver.pop("link_key"), core.pop("link_key")) == (
+        "https://x.test/1",
+        "https://x.test/2",
+    )
+    assert driver == core
+
+
+def test_a_bulk_insert_must_name_every_column_with_a_default(database_url: str) -> None:
+    storage = open_db(database_url)
+    partial = storage_module._RowInsert(storage_module._POLLS, "feed_id", "started_at", "duration")
+    with storage.engine.begin() as connection, pytest.raises(ValueError, match="wire_bytes"):
+        partial.run(connection, [(1, NOW, 0.5)])
