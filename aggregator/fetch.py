@@ -115,10 +115,13 @@ class _Background:
     Results wait in a deque that the caller empties a batch at a time. Handing
     them over one by one through the loop (a `queue.get()` sent with
     run_coroutine_threadsafe) cost about 0.2 ms each in thread switches, more
-    than a 304 exchange itself. A slot is given back as each result reaches
-    the caller, so at most `concurrency` finished bodies wait (plus one per
-    worker that cannot place its own), however they were batched: that is
-    what bounds memory when the caller is slower than the downloads.
+    than a 304 exchange itself. A result with a body takes a slot, given back
+    as it reaches the caller, so at most `concurrency` finished bodies wait
+    (plus one per worker that cannot place its own), however they were
+    batched: that is what bounds memory when the caller is slower than the
+    downloads. A result without one (a 304, an error) takes none: giving it
+    back would wake the loop from the caller's thread once per feed, a tenth
+    of a poll where every server answers 304.
 
     The loop stays up until the caller calls `stop`, even after the last
     download, so giving a slot back can always reach it.
@@ -149,7 +152,7 @@ class _Background:
         item = self._taken.popleft()
         if isinstance(item, BaseException):
             raise item
-        if item is not None:
+        if item is not None and item.body is not None:
             self._loop.call_soon_threadsafe(self._space.release)
         return item
 
@@ -159,7 +162,7 @@ class _Background:
         self._thread.join()
 
     async def _hand_over(self, item: _Item) -> None:
-        if isinstance(item, FetchResult):
+        if isinstance(item, FetchResult) and item.body is not None:
             await self._space.acquire()
         with self._arrived:
             self._ready.append(item)

@@ -598,6 +598,19 @@ def test_a_slow_consumer_holds_downloads_back(server: Server) -> None:
     assert len(list(results)) == 39
 
 
+def test_results_without_a_body_wait_without_holding_downloads_back(server: Server) -> None:
+    """Only bodies are bounded: a slow consumer of 304s lets every request go out."""
+    server.routes["/same"] = Reply(status=304, headers={"ETag": '"v1"'})
+    urls = [server.url(f"/same?{n}") for n in range(40)]
+    results = fetch_iter([(u, NONE) for u in urls], FetchLimits(concurrency=2))
+    assert next(results).status == 304
+    deadline = time.monotonic() + 5
+    while len(server.requests) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.requests) == 40
+    assert [r.status for r in results] == [304] * 39
+
+
 def test_closing_early_cancels_the_rest(server: Server) -> None:
     server.routes["/fast"] = Reply(body=FEED)
     server.routes["/stuck"] = lambda _: Reply(body=drip(b"x", 0.2))  # one body each
