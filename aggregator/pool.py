@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import pickle
 import queue
@@ -148,6 +149,24 @@ def _same_folder(entry: str, folder: Path) -> bool:
         return False
 
 
+#: Bytes a pipe to or from a worker holds: a whole document, or a whole answer.
+PIPE_BYTES = 1 << 20
+
+
+def _widen(descriptor: int) -> None:
+    """Let the pipe hold a document or an answer whole (Linux; elsewhere it stays as it is).
+
+    An answer is some 350 KB (each body as text and deflated) and a pipe holds
+    64 KB: the worker stalled in mid-write until this process's reading thread
+    next got the interpreter, which a busy storing thread holds for up to the
+    5 ms switch interval at a time, several times per answer.
+    """
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # over the system's limit: the default stays
+            fcntl.fcntl(descriptor, set_size, PIPE_BYTES)
+
+
 class _Worker:
     """One `python -m aggregator.pool` process and the documents it has been given.
 
@@ -163,6 +182,9 @@ class _Worker:
             stdout=subprocess.PIPE,
             env=_worker_environment(),
         )
+        for pipe in (self._process.stdin, self._process.stdout):
+            assert pipe is not None
+            _widen(pipe.fileno())
         self.pending: deque[Future[Prepared]] = deque()
         self._lock = threading.Lock()
         self._stopped = False
