@@ -54,7 +54,7 @@ from aggregator.models import (
     StoryView,
     WriteReport,
 )
-from aggregator.pool import Document, Job, ReadingPool
+from aggregator.pool import Document, Job, Prepared, WorkerPool
 from aggregator.storage import UNPUBLISHED_KEY, Storage, open_storage
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class _Reading:
     result: FetchResult
     base: PollOutcome
     digest: str
-    job: Job
+    job: Job[Prepared]
 
 
 class _StoreBatch:
@@ -241,13 +241,37 @@ class Aggregator:
                 report.skipped.append((source.name or state.title or source.url, reason))
             else:
                 by_fetch_url[state.fetch_url] = source
+        self._quiet_polls = []
+        pool = WorkerPool(self.workers)
+        try:
+            self._poll(by_fetch_url, pool, report, on_result)
+            self.storage.prune_polls(self.clock())
+            if publish and unpublished:
+                report.published = self.publish(None, pool=pool)
+            elif publish and (
+                report.changed_story_ids
+                or self._problems() != problems_before
+                or not self._today_page().exists()
+                or self._outputs_outdated()
+            ):
+                report.published = self.publish(report.changed_story_ids, pool=pool)
+        finally:
+            pool.close()
+        return report
+
+    def _poll(
+        self,
+        by_fetch_url: dict[str, FeedSource],
+        pool: WorkerPool,
+        report: UpdateReport,
+        on_result: Callable[[FeedResult], None] | None,
+    ) -> None:
+        """Fetch, read and store each feed; what was stored stays stored, even on Ctrl-C."""
         # Here, not at the top: aiohttp is a fifth of start-up, and `status`
         # or `build` never fetch.
         from aggregator.fetch import fetch_iter
 
         requests = [(url, self._states[s.url].validators) for url, s in by_fetch_url.items()]
-        self._quiet_polls = []
-        pool = ReadingPool(self.workers)
         # Feeds whose documents are being read, stored in the order they came.
         reading: deque[_Reading] = deque()
 
@@ -274,19 +298,7 @@ class Aggregator:
                 batch.store(reading.popleft())
         finally:
             batch.commit()  # what was stored stays stored, even on Ctrl-C
-            pool.close()
             self._record_quiet_polls()
-        self.storage.prune_polls(self.clock())
-        if publish and unpublished:
-            report.published = self.publish(None)
-        elif publish and (
-            report.changed_story_ids
-            or self._problems() != problems_before
-            or not self._today_page().exists()
-            or self._outputs_outdated()
-        ):
-            report.published = self.publish(report.changed_story_ids)
-        return report
 
     def _record_quiet_polls(self) -> None:
         """Write the buffered polls that stored nothing; losing them to a kill costs a re-poll."""
@@ -314,7 +326,7 @@ class Aggregator:
         return self.config.site.output_dir / "digest" / f"{today}.html"
 
     def _begin(
-        self, source: FeedSource, result: FetchResult, pool: ReadingPool
+        self, source: FeedSource, result: FetchResult, pool: WorkerPool
     ) -> tuple[FeedResult, set[int]] | _Reading:
         """Record a poll that brings nothing, or start reading its document."""
         state = self._states[source.url]
@@ -399,7 +411,7 @@ class Aggregator:
         state: FeedState,
         result: FetchResult,
         base: PollOutcome,
-        pool: ReadingPool,
+        pool: WorkerPool,
     ) -> PollOutcome | _Reading:
         moved_to = result.moved_to if result.error is None else None
         digest = body_hash(result.body) if result.ok and result.body is not None else None
@@ -473,17 +485,27 @@ class Aggregator:
         """Whether the config or the program changed since the outputs were last built."""
         return self.storage.get_meta(OUTPUTS_KEY) != self._fingerprint
 
-    def publish(self, changed_story_ids: set[int] | None = None) -> WriteReport:
+    def publish(
+        self, changed_story_ids: set[int] | None = None, *, pool: WorkerPool | None = None
+    ) -> WriteReport:
         """Regenerate outputs; with `changed_story_ids`, only those they can affect.
 
         None means everything (the `build` command), and so does a config or
         program change since the last build (a new category, a renamed source).
-        Files whose bytes would not change are left untouched either way.
+        Files whose bytes would not change are left untouched either way. Many
+        pages are written on another core: by `pool`'s worker (an update's,
+        already running), else by one started for this publish if needed.
         """
-        with _old_objects_frozen():
-            return self._publish(changed_story_ids)
+        own = pool is None
+        workers = WorkerPool(self.workers) if pool is None else pool
+        try:
+            with _old_objects_frozen():
+                return self._publish(changed_story_ids, workers)
+        finally:
+            if own:
+                workers.close()
 
-    def _publish(self, changed_story_ids: set[int] | None) -> WriteReport:
+    def _publish(self, changed_story_ids: set[int] | None, pool: WorkerPool) -> WriteReport:
         # Imported here, not at the top: feedgen, Jinja2 and nh3 are a large
         # share of start-up, and an update that changes nothing never publishes.
         from aggregator.publish import publish_feeds, publish_opml
@@ -508,7 +530,7 @@ class Aggregator:
             outputs.append((ALL, self.storage.newest_stories(None, site.max_entries)))
         outputs += [(c, self.storage.newest_stories(c.name, site.max_entries)) for c in affected]
         report = publish_feeds(site, outputs, categories) + publish_opml(site, categories)
-        report += self._publish_digest(None if full else changed_story_ids or set())
+        report += self._publish_digest(None if full else changed_story_ids or set(), pool)
         if site.posts_dir is not None:
             from aggregator.posts import PostOptions
 
@@ -531,7 +553,7 @@ class Aggregator:
         end = datetime.combine(day + timedelta(days=1), datetime.min.time(), self.zone)
         return start.astimezone(UTC), end.astimezone(UTC)
 
-    def _publish_digest(self, changed_story_ids: set[int] | None) -> WriteReport:
+    def _publish_digest(self, changed_story_ids: set[int] | None, pool: WorkerPool) -> WriteReport:
         """Day pages, and the category pages the changed stories touch (None: every page)."""
         from aggregator.digest_days import DayPublisher  # see _publish
 
@@ -553,6 +575,7 @@ class Aggregator:
                     changed_story_ids,
                     page_size=self.page_size,
                     fingerprint=self._fingerprint,
+                    pool=pool,
                 ).publish(health, as_of)
         return report
 

@@ -43,6 +43,7 @@ from aggregator.paging import (
     plan_changes,
     with_newest,
 )
+from aggregator.pool import Job, WorkerPool
 from aggregator.storage import DigestReader, Storage
 
 #: Digest section for stories whose feeds name no category.
@@ -51,6 +52,9 @@ UNCATEGORISED = Category(name="Other sources", slug="all")
 CARD_BATCH = 1000
 #: storage meta key prefix: the census of a digest day (see paging.DayCensus).
 CENSUS_KEY = "digest_census:"
+#: Category pages a publish renders itself before it hands pages to a worker: a small
+#: publish is over before a worker would be ready to write its first page.
+PAGES_BEFORE_WORKER = 20
 
 
 class DayPublisher:
@@ -75,9 +79,11 @@ class DayPublisher:
         *,
         page_size: int,
         fingerprint: str,
+        pool: WorkerPool | None = None,
     ) -> None:
         """`frame` is the day without sections (its links); `bounds` its start and end in UTC;
-        `fingerprint` that of the config, which a census must have been counted for."""
+        `fingerprint` that of the config, which a census must have been counted for; `pool`
+        where category pages are written once there are many (see PAGES_BEFORE_WORKER)."""
         self.site = config.site
         self.categories = config.categories
         self.by_name: dict[str | None, Category] = {c.name: c for c in config.categories}
@@ -91,6 +97,9 @@ class DayPublisher:
         self.limit = max(self.site.digest_per_category, 1)
         self.fingerprint = fingerprint
         self.report = WriteReport()
+        self.pool = pool
+        self._rendered = 0
+        self._writing: list[Job[WriteReport]] = []
 
     def publish(self, health: Sequence[FeedHealth], as_of: datetime) -> WriteReport:
         """Render the day and keep its census for the next time."""
@@ -105,6 +114,7 @@ class DayPublisher:
             if kept is not None:
                 census = self._apply_changes(kept, changed)
             if census is None:
+                self._settle()  # a page handed over must not land after its second rendering
                 census = self._read_day({m.category for m in changed})
         newest = self._cards([i for c in census.categories.values() for _, i in c.newest])
         sections = []
@@ -115,10 +125,17 @@ class DayPublisher:
                 sections.append(DigestSection(category, stories, counted.count))
         day = dataclasses.replace(self.frame, sections=tuple(sections))
         self.report += render_day(self.site, self.categories, day, health, as_of)
+        self._settle()
         text = census.to_json()
         if text != stored:
             self.storage.set_meta(key, text)
         return self.report
+
+    def _settle(self) -> None:
+        """Wait for the pages handed to the worker, and count them."""
+        writing, self._writing = self._writing, []
+        for job in writing:  # in the order they were handed over
+            self.report += job.result()
 
     def _read_day(self, render: set[str | None] | None) -> DayCensus:
         """Read every story of the day once; render all pages of the `render` categories."""
@@ -189,7 +206,17 @@ class DayPublisher:
             page = DigestPage(
                 self.frame.day, category, plan.number, plan.first, stories, plan.total
             )
-            self.report += render_category_page(self.site, self.categories, page, self.page_size)
+            self._rendered += 1
+            if self.pool is None or self._rendered <= PAGES_BEFORE_WORKER:
+                self.report += render_category_page(
+                    self.site, self.categories, page, self.page_size
+                )
+            else:  # laid out here, written on the other core (or here, if it is busy)
+                self._writing.append(
+                    self.pool.call(
+                        render_category_page, self.site, self.categories, page, self.page_size
+                    )
+                )
 
     def _cards(self, story_ids: Sequence[int]) -> dict[int, DigestStory]:
         found = self.reader.stories(story_ids)

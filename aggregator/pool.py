@@ -1,4 +1,4 @@
-"""Reading and cleaning documents on another core while this process stores.
+"""Reading documents, and rendering digest pages, on another core while this process works.
 
 Parsing and cleaning (nh3 sanitising, URL resolution, choosing thumbnails)
 are most of the CPU a poll spends on a changed document, and nh3 holds the
@@ -7,13 +7,16 @@ It gets each large document together with the fingerprints of its feed's
 newest stored entries, so it cleans only what is new or changed, and hands
 back plain records for this process to deduplicate and store. It starts
 with the first large document, so an update where every server answers 304
-never pays for it (nor carries its memory), and it ends with the update.
+never pays for it (nor carries its memory). A publish of many pages has the
+same shape: this process reads the stories from the database and lays out
+each page's model, the worker writes the page's HTML (`call`).
 
-The worker is `python -P -m aggregator.pool`, fed pickled jobs on stdin and
-answering on stdout, rather than a multiprocessing pool: those start their
-workers by importing the parent's main script again, which for the
-`aggregator` command means the whole program (SQLAlchemy, pydantic, aiohttp)
-in a process that needs only the parser and the cleaner.
+The worker is `python -P -m aggregator.pool`, fed pickled jobs on stdin (a
+function of this package, named, and its arguments) and answering on
+stdout, rather than a multiprocessing pool: those start their workers by
+importing the parent's main script again, which for the `aggregator`
+command means the whole program (SQLAlchemy, aiohttp) in a process that
+needs only the parser, the cleaner and the page writer.
 """
 
 from __future__ import annotations
@@ -28,15 +31,14 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 from aggregator.compact import pack
-from aggregator.errors import ParseError
 from aggregator.models import EntryData, FetchLimits, ParsedFeed
 
 #: Smaller documents are read in this process: shipping them costs more than it saves.
@@ -47,6 +49,7 @@ WORKER_BACKLOG = 4
 
 #: The feed as read (its entries left out) and its new or changed entries, cleaned.
 Prepared = tuple[ParsedFeed, list[EntryData]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,15 @@ def read_document(
     return dataclasses.replace(parsed, entries=()), cleaned
 
 
-def _packed(prepared: Prepared) -> Prepared:
-    """The entries with their bodies deflated here, so the storing process need not."""
-    feed, entries = prepared
+def read_packed(
+    document: Document,
+    fetched_at: datetime,
+    limits: FetchLimits,
+    known: frozenset[str] = frozenset(),
+) -> Prepared:
+    """`read_document` as a worker does it: the bodies deflated there, so the storing
+    process need not."""
+    feed, entries = read_document(document, fetched_at, limits, known)
     return feed, [
         dataclasses.replace(
             entry,
@@ -109,22 +118,22 @@ def default_workers() -> int:
     return max(0, min(2, (cores or 1) - 1))
 
 
-class Job:
-    """One document, being read here or in a worker."""
+class Job(Generic[T]):
+    """One call, being made here or in a worker."""
 
-    def __init__(self, future: Future[Prepared], args: tuple[Any, ...]) -> None:
+    def __init__(self, future: Future[T], here: Callable[[], T]) -> None:
         self._future = future
-        self._args = args
+        self._here = here
 
     def done(self) -> bool:
         return self._future.done()
 
-    def result(self) -> Prepared:
-        """The feed and its cleaned entries; a worker that died is made up for here."""
+    def result(self) -> T:
+        """The call's value (or its exception); a worker that died is made up for here."""
         try:
             return self._future.result()
         except WorkerFailed:
-            return read_document(*self._args)
+            return self._here()
 
 
 def _worker_environment() -> dict[str, str] | None:
@@ -185,7 +194,7 @@ class _Worker:
         for pipe in (self._process.stdin, self._process.stdout):
             assert pipe is not None
             _widen(pipe.fileno())
-        self.pending: deque[Future[Prepared]] = deque()
+        self.pending: deque[Future[Any]] = deque()
         self._lock = threading.Lock()
         self._stopped = False
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -194,14 +203,14 @@ class _Worker:
         self._reader.start()
         self._writer.start()
 
-    def submit(self, args: tuple[Any, ...]) -> Future[Prepared]:
-        future: Future[Prepared] = Future()
+    def submit(self, function: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
+        future: Future[T] = Future()
         with self._lock:
             if self._stopped:
-                future.set_exception(WorkerFailed("the reading worker stopped"))
+                future.set_exception(WorkerFailed("the worker stopped"))
                 return future
             self.pending.append(future)
-        self._outbox.put(pickle.dumps(args, protocol=5))
+        self._outbox.put(pickle.dumps((function, args), protocol=5))
         return future
 
     def _write_jobs(self) -> None:
@@ -227,16 +236,14 @@ class _Worker:
                     future = self.pending.popleft()
                 if status == "ok":
                     future.set_result(value)
-                elif status == "parse_error":
-                    future.set_exception(ParseError(value))
                 else:
-                    future.set_exception(RuntimeError(value))
+                    future.set_exception(value)
         except Exception:  # EOF, a broken pipe, an answer that cannot be unpickled
             with self._lock:
                 self._stopped = True
                 owed, self.pending = list(self.pending), deque()
             for future in owed:
-                future.set_exception(WorkerFailed("the reading worker stopped"))
+                future.set_exception(WorkerFailed("the worker stopped"))
 
     def close(self) -> None:
         self._outbox.put(None)
@@ -249,8 +256,8 @@ class _Worker:
         self._reader.join()
 
 
-class ReadingPool:
-    """Hands large documents to worker processes, started with the first one."""
+class WorkerPool:
+    """Hands large documents and large pages to worker processes, started with the first."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
@@ -262,28 +269,42 @@ class ReadingPool:
         fetched_at: datetime,
         limits: FetchLimits,
         known: frozenset[str] = frozenset(),
-    ) -> Job:
+    ) -> Job[Prepared]:
         """Read `document` and clean its entries whose fingerprints are not `known`."""
         args = (document, fetched_at, limits, known)
-        if self.workers >= 1 and len(document.body) >= MIN_DOCUMENT_BYTES:
-            if not self._started:
-                try:
-                    self._started = [_Worker() for _ in range(self.workers)]
-                except OSError:
-                    self.workers = 0
-                    return self.submit(document, fetched_at, limits, known)
-            least_busy = min(self._started, key=lambda worker: len(worker.pending))
-            # A worker with a backlog is the slower side: this process reads
-            # instead of waiting for it, so both cores stay busy whichever
-            # side a corpus makes the heavier.
-            if len(least_busy.pending) < WORKER_BACKLOG:
-                return Job(least_busy.submit(args), args)
-        future: Future[Prepared] = Future()
-        try:
-            future.set_result(read_document(*args))
-        except Exception as e:  # raised where the result is asked for, like a worker's
-            future.set_exception(e)
-        return Job(future, args)
+        worker = self._available() if len(document.body) >= MIN_DOCUMENT_BYTES else None
+        if worker is not None:
+            return Job(worker.submit(read_packed, args), lambda: read_document(*args))
+        return _here(read_document, args)
+
+    def call(self, function: Callable[..., T], *args: Any) -> Job[T]:
+        """`function(*args)` in a worker, or here when none can take it now.
+
+        `function` must be a module-level function of this package (the worker
+        imports it by name) and its arguments and value picklable.
+        """
+        worker = self._available()
+        if worker is not None:
+            return Job(worker.submit(function, args), lambda: function(*args))
+        return _here(function, args)
+
+    def _available(self) -> _Worker | None:
+        """The least busy worker, started on first use, unless every one has a backlog.
+
+        A worker with a backlog is the slower side: the caller does the next
+        job itself instead of waiting for it, so both cores stay busy whichever
+        side the work makes the heavier.
+        """
+        if self.workers < 1:
+            return None
+        if not self._started:
+            try:
+                self._started = [_Worker() for _ in range(self.workers)]
+            except OSError:
+                self.workers = 0
+                return None
+        least_busy = min(self._started, key=lambda worker: len(worker.pending))
+        return least_busy if len(least_busy.pending) < WORKER_BACKLOG else None
 
     def close(self) -> None:
         for worker in self._started:
@@ -291,21 +312,38 @@ class ReadingPool:
         self._started = []
 
 
+def _here(function: Callable[..., T], args: tuple[Any, ...]) -> Job[T]:
+    """A job done at once in this process; its exception is raised where its result is asked."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(function(*args))
+    except Exception as e:
+        future.set_exception(e)
+    return Job(future, lambda: function(*args))
+
+
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The worker's loop: a job in, its result (or the error) out, until EOF."""
+    """The worker's loop: a call in, its value (or its exception) out, until EOF."""
     while True:
         try:
-            args = pickle.load(requests)
+            function, args = pickle.load(requests)
         except EOFError:
             return
         try:
-            answer: tuple[str, object] = ("ok", _packed(read_document(*args)))
-        except ParseError as e:  # the feed's own problem, recorded as such
-            answer = ("parse_error", str(e))
-        except Exception as e:  # the parent records it against the feed
-            answer = ("error", f"{type(e).__name__}: {e}")
+            answer: tuple[str, object] = ("ok", function(*args))
+        except Exception as e:  # raised in the caller, where its result is asked for
+            answer = ("error", _portable(e))
         pickle.dump(answer, answers, protocol=5)
         answers.flush()
+
+
+def _portable(error: Exception) -> Exception:
+    """`error` if it survives pickling, else a RuntimeError that says what it was."""
+    try:
+        pickle.loads(pickle.dumps(error, protocol=5))
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
 
 
 if __name__ == "__main__":

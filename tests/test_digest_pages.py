@@ -233,3 +233,37 @@ def test_the_day_rolls_over_without_touching_the_old_days_category_pages(
     assert index.xpath("//a[@rel='prev']/@href") == [f"digest/{old_day.name}.html"]
     old_page = lxml_html.fromstring((old_day.parent / f"{old_day.name}.html").read_bytes())
     assert old_page.xpath("//a[@rel='next']/@href") == [f"../digest/{new_day}.html"]
+
+
+def test_pages_written_by_the_worker_are_those_written_here(
+    aggregator: Aggregator, feeds: Feeds
+) -> None:
+    """A publish of many pages hands them to a worker process: the bytes must not tell."""
+    from aggregator.digest_days import PAGES_BEFORE_WORKER
+    from aggregator.pool import WorkerPool
+
+    feeds.add("/tech", 90)
+    feeds.add("/science", 45)
+    assert 135 // aggregator.page_size > PAGES_BEFORE_WORKER + 10
+    aggregator.update(publish=False)
+
+    def rebuilt(workers: int) -> dict[str, bytes]:
+        folder = public(aggregator)
+        for path in sorted(folder.rglob("*"), reverse=True) if folder.exists() else ():
+            path.unlink() if path.is_file() else path.rmdir()
+        pool = WorkerPool(workers)
+        try:
+            report = aggregator.publish(None, pool=pool)
+            assert bool(pool._started) == bool(workers)  # the worker did take pages
+        finally:
+            pool.close()
+        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.html")}
+        # Every page is counted, those the worker wrote too.
+        written = {p.relative_to(folder).as_posix() for p in report.written if p.suffix == ".html"}
+        assert written == set(files)
+        return files
+
+    here, there = rebuilt(0), rebuilt(1)
+    assert len(here) > PAGES_BEFORE_WORKER + 10
+    assert there == here
+    assert titles(aggregator, "tech") == stories("tech", range(90))

@@ -19,7 +19,7 @@ from aggregator.pool import (
     MIN_DOCUMENT_BYTES,
     WORKER_BACKLOG,
     Document,
-    ReadingPool,
+    WorkerPool,
     read_document,
 )
 from tests.conftest import write_config_file
@@ -55,7 +55,7 @@ def test_the_worker_imports_this_aggregator_never_one_in_the_working_directory(
     (decoy / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     (decoy / "pool.py").write_text("raise SystemExit(3)\n")
     monkeypatch.chdir(tmp_path)
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     try:
         job = pool.submit(document(), NOW, LIMITS)
         assert job.result() == read_document(document(), NOW, LIMITS)
@@ -68,7 +68,7 @@ def test_the_worker_imports_this_aggregator_never_one_in_the_working_directory(
 def test_a_worker_reads_and_cleans_exactly_as_this_process_does() -> None:
     documents = [document(start=start) for start in (0, 100, 200)]
     assert all(len(d.body) >= MIN_DOCUMENT_BYTES for d in documents)
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     try:
         jobs = [pool.submit(d, NOW, LIMITS) for d in documents]
         assert [job.result() for job in jobs] == [read_document(d, NOW, LIMITS) for d in documents]
@@ -85,7 +85,7 @@ def test_known_fingerprints_are_not_cleaned_again() -> None:
     doc = document()
     raws = parse_document(doc.body, doc.headers, doc.url).entries
     known = frozenset(entry_fingerprint(raw, cleaning_rules(LIMITS)) for raw in raws[5:])
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     try:
         _, entries = pool.submit(doc, NOW, LIMITS, known).result()
     finally:
@@ -95,7 +95,7 @@ def test_known_fingerprints_are_not_cleaned_again() -> None:
 
 
 def test_small_documents_never_start_a_worker() -> None:
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     job = pool.submit(document(count=3, padding=0), NOW, LIMITS)
     assert job.done() and len(job.result()[1]) == 3
     assert pool._started == []
@@ -103,7 +103,7 @@ def test_small_documents_never_start_a_worker() -> None:
 
 
 def test_documents_a_killed_worker_owed_are_read_here() -> None:
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     try:
         pool.submit(document(), NOW, LIMITS).result()  # started, answering
         (worker,) = pool._started
@@ -117,7 +117,7 @@ def test_documents_a_killed_worker_owed_are_read_here() -> None:
 
 def test_this_process_reads_when_the_worker_has_a_backlog() -> None:
     documents = [document(start=100 * i) for i in range(WORKER_BACKLOG + 1)]
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     try:
         pool.submit(document(), NOW, LIMITS).result()  # started, answering
         (worker,) = pool._started
@@ -138,7 +138,7 @@ def test_this_process_reads_when_the_worker_has_a_backlog() -> None:
 
 def test_a_broken_document_is_a_parse_error_and_the_worker_goes_on() -> None:
     broken = Document(b"<html><body>not a feed</body></html>" * 2000, {}, "https://x.test/", 1000)
-    pool = ReadingPool(workers=1)
+    pool = WorkerPool(workers=1)
     try:
         failing = pool.submit(broken, NOW, LIMITS)
         good = pool.submit(document(), NOW, LIMITS)
