@@ -217,6 +217,9 @@ class DayPublisher:
                         render_category_page, self.site, self.categories, page, self.page_size
                     )
                 )
+                # Counted as they are done: a job keeps its page's stories until then.
+                while self._writing and self._writing[0].done():
+                    self.report += self._writing.pop(0).result()
 
     def _cards(self, story_ids: Sequence[int]) -> dict[int, DigestStory]:
         found = self.reader.stories(story_ids)
