@@ -177,7 +177,7 @@ def _widen(descriptor: int) -> None:
 
 
 class _Worker:
-    """One `python -m aggregator.pool` process and the documents it has been given.
+    """One `python -m aggregator.pool` process and the jobs it has been given.
 
     Jobs reach it through a thread of their own: a document is larger than a
     pipe holds, and writing it from the caller's thread would stall that
