@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import gc
 import os
 import pickle
 import queue
@@ -324,6 +325,7 @@ def _here(function: Callable[..., T], args: tuple[Any, ...]) -> Job[T]:
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker's loop: a call in, its value (or its exception) out, until EOF."""
+    settled = False
     while True:
         try:
             function, args = pickle.load(requests)
@@ -335,6 +337,11 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
             answer = ("error", _portable(e))
         pickle.dump(answer, answers, protocol=5)
         answers.flush()
+        if not settled:
+            # What the first job imported and cached stays for good: the cycle
+            # collector need not walk it again at every full collection.
+            gc.freeze()
+            settled = True
 
 
 def _portable(error: Exception) -> Exception:
