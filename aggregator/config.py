@@ -496,7 +496,7 @@ def _locate(doc: Any, loc: Loc) -> tuple[int | None, str]:
 # --------------------------------------------------------------------------- reading
 
 
-def read_config_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path) -> bytes:
     """The bytes of feeds.yaml at `path`; ConfigError when it cannot be read."""
     name = str(path)
     try:
@@ -550,7 +550,7 @@ def load_config(path: Path) -> Config:
 
     Raises ConfigError listing every problem found, each with file, line and key.
     """
-    return config_from_bytes(read_config_bytes(path), path)
+    return config_from_bytes(_read_bytes(path), path)
 
 
 def config_from_bytes(data: bytes, path: Path) -> Config:

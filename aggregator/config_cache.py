@@ -47,10 +47,10 @@ def load_config(path: Path) -> Config:
     """`config.load_config(path)`, from the cache when the file has not changed since."""
     try:
         data = path.read_bytes()
-    except OSError:  # let the validating loader say what is wrong with the file
-        data = None
-    if data is None:
-        return _validate(path, None)
+    except OSError:  # the validating loader says what is wrong with the file
+        from aggregator.config import load_config as validated
+
+        return validated(path)
     key = _key(path, data)
     store = _store(path)
     cached = _read(store, key) if store is not None else None
@@ -73,11 +73,11 @@ def cache_folder() -> Path | None:
     return Path(root) / "aggregator"
 
 
-def _validate(path: Path, data: bytes | None) -> Config:
+def _validate(path: Path, data: bytes) -> Config:
     # Imported here: this module exists so that an unchanged file never imports them.
-    from aggregator.config import config_from_bytes, read_config_bytes
+    from aggregator.config import config_from_bytes
 
-    return config_from_bytes(read_config_bytes(path) if data is None else data, path)
+    return config_from_bytes(data, path)
 
 
 def _store(path: Path) -> Path | None:

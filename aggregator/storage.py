@@ -232,7 +232,8 @@ _SOURCES = Table(
     Index("ix_entry_sources_feed_source", "feed_id", "id"),
 )
 
-# What a digest card shows of a story, made by publishing and kept for the next one.
+# What a digest card shows of a story: written with a new story, made again by
+# the next publish after its fields or sources change, and kept between publishes.
 #
 # A narrow copy: the rows of `stories` carry whole bodies (and `published`
 # after them), so reading 50,000 cards from there means reading every body.
@@ -321,9 +322,11 @@ _CARD_COLUMNS = (
     _STORIES.c.published,
     _STORIES.c.first_seen,
 )
+#: Every column of a card, in the table's order: what both ways of making cards write.
+_CARD_FIELDS = tuple(column.name for column in _CARDS.c)
 # A story's digest card, copied from its row: its own feed as the list (see make_cards).
 _CARDS_FROM_STORIES = insert(_CARDS).from_select(
-    ["story_id", "title", "link", "thumbnail", "published", "first_seen", "feeds", "excerpt"],
+    list(_CARD_FIELDS),
     select(
         *_CARD_COLUMNS,
         _STORIES.c.primary_feed_id.cast(Text),
@@ -606,9 +609,7 @@ _INSERT_STORY = _RowInsert(
 _INSERT_SOURCE = _RowInsert(
     _SOURCES, "feed_id", "story_id", "entry_id", "content_hash", "first_seen"
 )
-_INSERT_CARD = _RowInsert(
-    _CARDS, "story_id", "title", "link", "thumbnail", "published", "first_seen", "feeds", "excerpt"
-)
+_INSERT_CARD = _RowInsert(_CARDS, *_CARD_FIELDS)
 _INSERT_POLL = _RowInsert(
     _POLLS,
     *("feed_id", "started_at", "duration", "http_status", "wire_bytes", "error", "warning"),
