@@ -162,13 +162,15 @@ class DayPublisher:
                 now = with_newest(
                     now, self.reader.newest(self.start, self.end, category, self.limit)
                 )
-            plans = []
             last = pages_for(now.count, self.page_size)
-            for run in _runs(plan.pages):
-                # Consecutive pages are read in one go, then split at their first keys.
+            for run in _runs(plan.pages, max(CARD_BATCH // self.page_size, 1)):
+                # Consecutive pages are read in one go, then split at their first keys;
+                # a card batch at a time, so a category whose every page changed is
+                # never held whole (it was a fifth of an update's peak memory).
                 key_from, _, _ = page_bounds(now, run[0], self.page_size)
                 _, key_to, _ = page_bounds(now, run[-1], self.page_size)
                 members = self.reader.page_members(self.start, self.end, category, key_from, key_to)
+                plans = []
                 for number in run:
                     low, high, size = page_bounds(now, number, self.page_size)
                     page = tuple(m for m in members if low <= m.key < high)
@@ -177,7 +179,8 @@ class DayPublisher:
                     first = (number - 1) * self.page_size + 1
                     total = now.count if number == last else None
                     plans.append(PagePlan(category, number, first, page, total))
-            self._render(plans)
+                del members  # the pages hold what they need; the rest can go before rendering
+                self._render(plans)
             counted[category] = now
         return dataclasses.replace(census, categories=counted)
 
@@ -234,11 +237,11 @@ class DayPublisher:
         return made
 
 
-def _runs(numbers: Sequence[int]) -> list[list[int]]:
-    """Ascending page numbers grouped into runs of consecutive ones."""
+def _runs(numbers: Sequence[int], longest: int) -> list[list[int]]:
+    """Ascending page numbers grouped into runs of consecutive ones, `longest` at most."""
     runs: list[list[int]] = []
     for number in numbers:
-        if runs and runs[-1][-1] == number - 1:
+        if runs and runs[-1][-1] == number - 1 and len(runs[-1]) < longest:
             runs[-1].append(number)
         else:
             runs.append([number])

@@ -7,12 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lxml import html as lxml_html
 
 from aggregator.core import Aggregator, make_aggregator
 from aggregator.digest_days import CENSUS_KEY
+from aggregator.models import DigestMember
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, rss
 from tests.httpserver import Reply, Request, serve
@@ -180,6 +182,34 @@ def test_a_story_cross_posted_later_joins_the_end_of_the_other_category(
     assert {"science/2.html", "science.html", "tech/2.html", "tech.html"} <= written
     assert "science/1.html" not in written and "tech/1.html" not in written
     assert "tech story 0" in pages(aggregator, "science")[0]
+    assert_full_rebuild_changes_nothing(aggregator)
+
+
+def test_many_changed_pages_are_read_a_card_batch_at_a_time(
+    aggregator: Aggregator, feeds: Feeds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edits on every page of a category: its pages are read a few at a time, never whole."""
+    from aggregator import digest_days
+    from aggregator.storage import DigestReader
+
+    monkeypatch.setattr(digest_days, "CARD_BATCH", 2 * aggregator.page_size)
+    feeds.add("/tech", 16)  # six pages
+    digest_written(aggregator, feeds)
+    for n in range(16):
+        feeds.edit("/tech", n, f"Edited story {n}")
+    read: list[int] = []
+    page_members = DigestReader.page_members
+
+    def counted(reader: DigestReader, *args: Any) -> list[DigestMember]:
+        found = page_members(reader, *args)
+        read.append(len(found))
+        return found
+
+    monkeypatch.setattr(DigestReader, "page_members", counted)
+    written = digest_written(aggregator, feeds)
+    assert {f"tech/{n}.html" for n in range(1, 7)} <= written
+    assert sum(read) == 16 and max(read) <= 2 * aggregator.page_size, read
+    assert titles(aggregator, "tech") == {f"Edited story {n}" for n in range(16)}
     assert_full_rebuild_changes_nothing(aggregator)
 
 
