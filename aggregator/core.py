@@ -40,6 +40,7 @@ from aggregator.decide import (
 from aggregator.errors import ParseError
 from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, entry_hash
+from aggregator.memory import release_free_memory
 from aggregator.models import (
     Category,
     Config,
@@ -170,6 +171,8 @@ class _StoreBatch:
                 return
         for _reading, feed_result, touched in stored:
             self._finished(feed_result, touched)
+        if stored:
+            release_free_memory()
 
 
 @dataclass(frozen=True)
