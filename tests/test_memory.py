@@ -43,4 +43,3 @@ def test_memory_freed_on_another_thread_leaves_the_process() -> None:
     )
     before, after = map(int, answer.stdout.split())
     assert after <= before - 5, (before, after)
-
