@@ -1,4 +1,4 @@
-"""storage.py against real SQLite files in tmp_path and a real PostgreSQL server."""
+"""aggregator.storage against real SQLite files in tmp_path and a real PostgreSQL server."""
 
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
@@ -54,9 +54,7 @@ def downgrade(storage: Storage, revision: str) -> None:
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
-    config.set_main_option(
-        "script_location", str(Path(storage_module.__file__).parent / "migrations")
-    )
+    config.set_main_option("script_location", str(storage_module.MIGRATIONS))
     with storage.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
@@ -183,8 +181,7 @@ def test_database_at_an_older_revision_is_migrated_on_open(database_url: str) ->
     import aggregator.storage
 
     config = AlembicConfig()
-    migrations = Path(aggregator.storage.__file__).parent / "migrations"
-    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("script_location", str(aggregator.storage.MIGRATIONS))
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(database_url)

@@ -1,0 +1,63 @@
+"""The engine, the connection each method reads or writes on, and the meta table.
+
+The base every part of `Storage` shares: the ingest methods read and write on the
+open batch when there is one, and several parts mark outputs stale in `meta`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from aggregator.models import PollRecord
+from aggregator.storage.schema import _META
+
+
+class Connections:
+    """The engine and the open batch, if any: what every part of `Storage` works on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._batch: Connection | None = None
+        # Written when the batch commits: per-feed statements for these were a
+        # tenth of a first poll's storing, and the batch commits them atomically
+        # with the stories all the same.
+        self._batch_polls: list[PollRecord] = []
+        self._batch_unpublished = False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection to read on: the open batch's, which sees its writes."""
+        if self._batch is not None:
+            yield self._batch
+        else:
+            with self.engine.connect() as connection:
+                yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction to write in: the open batch, or one of its own."""
+        if self._batch is not None:
+            yield self._batch
+        else:
+            with self.engine.begin() as connection:
+                yield connection
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as connection:
+            value: str | None = connection.scalar(select(_META.c.value).where(_META.c.key == key))
+            return value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as connection:
+            self._set_meta(connection, key, value)
+
+    def _set_meta(self, connection: Connection, key: str, value: str) -> None:
+        found = connection.execute(update(_META).where(_META.c.key == key).values(value=value))
+        if found.rowcount == 0:
+            connection.execute(insert(_META).values(key=key, value=value))

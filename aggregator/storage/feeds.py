@@ -1,0 +1,265 @@
+"""Feeds: matching the config, what is due, the polls' bookkeeping, and each feed's health.
+
+Polls are written here, with what each leaves on its feed's row, whether they come
+alone, with a stored document (see `ingest`) or at the end of a batch.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+
+from aggregator.models import (
+    CacheValidators,
+    FeedHealth,
+    FeedSource,
+    FeedState,
+    PollOutcome,
+    PollRecord,
+)
+from aggregator.storage.connections import Connections
+from aggregator.storage.rows import _chunks, _RowInsert
+from aggregator.storage.schema import _FEED_CATEGORIES, _FEEDS, _POLLS, _SOURCES, UNPUBLISHED_KEY
+
+POLL_HISTORY_DAYS = 30
+
+
+# What the config says of a feed, set where it changed (see sync_feeds).
+_SET_FEED_FROM_CONFIG = (
+    update(_FEEDS)
+    .where(_FEEDS.c.id == bindparam("id_"))
+    .values(
+        name=bindparam("name_"),
+        active=bindparam("active_"),
+        position=bindparam("position_"),
+        interval_seconds=bindparam("interval_seconds_"),
+    )
+)
+
+
+def _feed_state(row: Row[Any]) -> FeedState:
+    return FeedState(
+        feed_id=row.id,
+        url=row.url,
+        name=row.name,
+        title=row.title,
+        validators=CacheValidators(row.etag, row.last_modified),
+        body_hash=row.body_hash,
+        last_poll=row.last_poll,
+        next_check=row.next_check,
+        state=row.state,
+        failures=row.error_count,
+        not_before=row.not_before,
+        update_hint=(
+            timedelta(seconds=row.update_hint_seconds) if row.update_hint_seconds else None
+        ),
+        moved_to=row.moved_to,
+    )
+
+
+def _failing_changed(previous: tuple[str, str | None], outcome: PollOutcome) -> bool:
+    """Whether the list of failing sources the pages show changes with this poll."""
+    failing = {previous[0], outcome.state} - {"ok", "new"}
+    return bool(failing) and previous != (outcome.state, outcome.error)
+
+
+def _poll_row(feed_id: int, outcome: PollOutcome) -> tuple[Any, ...]:
+    """A row of the polls table, in `_INSERT_POLL`'s order."""
+    return (
+        *(feed_id, outcome.started_at, outcome.duration, outcome.http_status),
+        *(outcome.wire_bytes, outcome.error, outcome.warning, outcome.new, outcome.updated),
+    )
+
+
+def _feed_values(poll: PollRecord) -> dict[str, Any]:
+    """The feeds-row columns one poll sets."""
+    outcome = poll.outcome
+    values: dict[str, Any] = {
+        "last_poll": outcome.started_at,
+        "http_status": outcome.http_status,
+        "last_error": outcome.error,
+        "state": outcome.state,
+        "next_check": poll.next_poll.at,
+        "not_before": poll.next_poll.not_before,
+    }
+    if outcome.error:
+        values["error_count"] = poll.failures_before + 1
+        return values
+    values["error_count"] = 0
+    values["last_success"] = outcome.started_at
+    validators = poll.validators
+    if validators is not None:
+        if validators.etag is not None or not outcome.not_modified:
+            values["etag"] = validators.etag
+        if validators.last_modified is not None or not outcome.not_modified:
+            values["last_modified"] = validators.last_modified
+    if poll.body_hash is not None:  # the document was parsed: its warning is current
+        values["body_hash"] = poll.body_hash
+        values["last_warning"] = outcome.warning
+        hint = poll.update_hint
+        values["update_hint_seconds"] = int(hint.total_seconds()) if hint else None
+    if poll.title:
+        values["title"] = poll.title
+    if poll.site_link:
+        values["site_link"] = poll.site_link
+    if poll.moved_to:
+        values["moved_to"] = poll.moved_to
+    return values
+
+
+_INSERT_POLL = _RowInsert(
+    _POLLS,
+    *("feed_id", "started_at", "duration", "http_status", "wire_bytes", "error", "warning"),
+    *("new_entries", "updated_entries"),
+)
+
+
+class Feeds(Connections):
+    """The feeds table and the polls table."""
+
+    def sync_feeds(self, sources: Sequence[FeedSource], now: datetime) -> dict[str, FeedState]:
+        """Make the feeds table match the config; feeds no longer listed become inactive.
+
+        Every run starts here: an unchanged config writes nothing.
+        """
+        with self.engine.begin() as connection:
+            rows = {row.url: row for row in connection.execute(select(_FEEDS))}
+            wanted = {source.url for source in sources}
+            retired = [row.id for row in rows.values() if row.active and row.url not in wanted]
+            new: list[dict[str, Any]] = []
+            changed: list[dict[str, Any]] = []
+            for position, source in enumerate(sources):
+                values = {
+                    "name": source.name,
+                    "active": True,
+                    "position": position,
+                    "interval_seconds": int(source.interval.total_seconds()),
+                }
+                row = rows.get(source.url)
+                if row is None:
+                    new.append({"url": source.url, "state": "new", "next_check": now, **values})
+                elif any(getattr(row, name) != value for name, value in values.items()):
+                    changed.append({"id_": row.id} | {f"{k}_": v for k, v in values.items()})
+            for chunk in _chunks(retired):
+                connection.execute(
+                    update(_FEEDS).where(_FEEDS.c.id.in_(chunk)).values(active=False)
+                )
+            if changed:
+                connection.execute(_SET_FEED_FROM_CONFIG, changed)
+            if new:
+                connection.execute(insert(_FEEDS), new)
+            if retired or changed or new:
+                rows = {row.url: row for row in connection.execute(select(_FEEDS))}
+            links = [
+                {"feed_id": rows[s.url].id, "category": c, "position": position}
+                for s in sources
+                for position, c in enumerate(dict.fromkeys(s.categories))
+            ]
+            stored = connection.execute(
+                select(
+                    _FEED_CATEGORIES.c.feed_id,
+                    _FEED_CATEGORIES.c.category,
+                    _FEED_CATEGORIES.c.position,
+                )
+            )
+            if {tuple(link.values()) for link in links} != set(map(tuple, stored)):
+                connection.execute(delete(_FEED_CATEGORIES))
+                if links:
+                    connection.execute(insert(_FEED_CATEGORIES), links)
+            return {s.url: _feed_state(rows[s.url]) for s in sources}
+
+    def feed_states(self) -> dict[str, FeedState]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(_FEEDS).where(_FEEDS.c.active))
+            return {row.url: _feed_state(row) for row in rows}
+
+    def due_feeds(self, now: datetime) -> list[str]:
+        """URLs of active feeds whose next check has come (the database says what is due)."""
+        with self.engine.connect() as connection:
+            query = (
+                select(_FEEDS.c.url)
+                .where(_FEEDS.c.active, _FEEDS.c.state != "gone")
+                .where((_FEEDS.c.next_check.is_(None)) | (_FEEDS.c.next_check <= now))
+                .order_by(_FEEDS.c.next_check, _FEEDS.c.position)
+            )
+            return list(connection.scalars(query))
+
+    def record_polls(self, polls: Sequence[PollRecord]) -> None:
+        """Record polls that stored nothing (errors, 304s, unchanged bodies) together.
+
+        One transaction for many feeds: on a re-poll where every server says
+        304, per-feed transactions were most of the time spent.
+        """
+        if polls:
+            with self._writing() as connection:
+                self._write_polls(connection, polls)
+
+    def _write_polls(self, connection: Connection, polls: Sequence[PollRecord]) -> None:
+        """The poll rows and what each poll leaves on its feed's row."""
+        previous: dict[int, tuple[str, str | None]] = {}
+        for chunk in _chunks(sorted({p.feed_id for p in polls})):
+            query = select(_FEEDS.c.id, _FEEDS.c.state, _FEEDS.c.last_error).where(
+                _FEEDS.c.id.in_(chunk)
+            )
+            for feed_id, state, error in connection.execute(query):
+                previous[feed_id] = (state, error)
+        if any(_failing_changed(previous[p.feed_id], p.outcome) for p in polls):
+            # Pages list failing sources: a kill before they are rebuilt must
+            # not hide this change from the next run.
+            self._set_meta(connection, UNPUBLISHED_KEY, "1")
+        _INSERT_POLL.run(connection, [_poll_row(p.feed_id, p.outcome) for p in polls])
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for poll in polls:
+            values = _feed_values(poll)
+            values["id_"] = poll.feed_id
+            by_columns[tuple(sorted(values))].append(values)
+        for columns, rows in by_columns.items():
+            statement = (
+                update(_FEEDS)
+                .where(_FEEDS.c.id == bindparam("id_"))
+                .values({c: bindparam(c) for c in columns if c != "id_"})
+            )
+            connection.execute(statement, rows)
+
+    def prune_polls(self, now: datetime) -> None:
+        """Poll history is for diagnosis; a month of it is plenty."""
+        cutoff = now - timedelta(days=POLL_HISTORY_DAYS)
+        with self.engine.begin() as connection:
+            connection.execute(delete(_POLLS).where(_POLLS.c.started_at < cutoff))
+
+    def health(self, *, failing_only: bool = False) -> list[FeedHealth]:
+        """Every active feed's last poll and entry count, in config order.
+
+        `failing_only`: only the feeds pages warn about (`FeedHealth.failing`),
+        without counting every entry (their counts are 0).
+        """
+        with self.engine.connect() as connection:
+            counts: dict[int, int] = {}
+            query = select(_FEEDS).where(_FEEDS.c.active).order_by(_FEEDS.c.position)
+            if failing_only:
+                query = query.where(_FEEDS.c.state.not_in(("ok", "new")))
+            else:
+                by_feed = select(_SOURCES.c.feed_id, func.count()).group_by(_SOURCES.c.feed_id)
+                counts.update((feed_id, n) for feed_id, n in connection.execute(by_feed))
+            rows = connection.execute(query).all()
+            found = [
+                FeedHealth(
+                    url=row.url,
+                    name=row.name or row.title or row.url,
+                    state=row.state,
+                    last_poll=row.last_poll,
+                    http_status=row.http_status,
+                    last_error=row.last_error,
+                    entries=counts.get(row.id, 0),
+                    next_check=row.next_check,
+                    last_warning=row.last_warning,
+                    not_before=row.not_before,
+                    moved_to=row.moved_to,
+                )
+                for row in rows
+            ]
+            return [h for h in found if h.failing] if failing_only else found
