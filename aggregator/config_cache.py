@@ -7,7 +7,7 @@ minutes. So the `Config` of a valid file is kept in the user's cache folder
 (`$XDG_CACHE_HOME/aggregator`, else `~/.cache/aggregator`), one file per
 config path, under a key made of everything the result depends on: the
 file's bytes, its absolute path (relative paths in it are resolved against
-its folder), the home folder (`~` in paths) and this package's own modules
+its folder), the home folder (`~` in paths) and every module of this package
 (a new version, or an edited checkout, validates again). An invalid file is
 never kept, so its problems are reported on every run.
 
@@ -92,10 +92,10 @@ def _key(path: Path, data: bytes) -> bytes:
     digest = hashlib.sha256(_FORMAT)
     for part in (str(path.absolute()), os.environ.get("HOME", ""), __version__):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
-    for module in sorted(os.scandir(_PACKAGE), key=lambda entry: entry.name):
-        if module.name.endswith(".py"):
-            stat = module.stat()
-            digest.update(f"{module.name} {stat.st_size} {stat.st_mtime_ns}\0".encode())
+    for module in sorted(_PACKAGE.rglob("*.py")):  # subpackages too: storage/, migrations/
+        stat = module.stat()
+        name = module.relative_to(_PACKAGE).as_posix()
+        digest.update(f"{name} {stat.st_size} {stat.st_mtime_ns}\0".encode())
     digest.update(data)
     return digest.digest()
 

@@ -168,3 +168,21 @@ def test_a_run_with_an_unchanged_file_imports_neither_pydantic_nor_ruamel(tmp_pa
 
     assert imported() == "['pydantic', 'ruamel.yaml']"  # the first run validates
     assert imported() == "[]"
+
+
+def test_an_edited_module_of_a_subpackage_validates_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, validations: list[Path]
+) -> None:
+    """The program is part of the key, down to the modules of its subpackages (storage/)."""
+    package = tmp_path / "package"
+    (package / "storage").mkdir(parents=True)
+    module = package / "storage" / "schema.py"
+    module.write_text("A = 1\n")
+    monkeypatch.setattr(config_cache, "_PACKAGE", package)
+    path = write(tmp_path, VALID)
+    config_cache.load_config(path)
+    config_cache.load_config(path)
+    assert validations == [path]
+    module.write_text("A = 22\n")  # another size: a new program
+    config_cache.load_config(path)
+    assert validations == [path, path]
