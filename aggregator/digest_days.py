@@ -17,7 +17,7 @@ Nothing here holds more than a batch of cards; the day's list never is.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -99,7 +99,7 @@ class DayPublisher:
         self.report = WriteReport()
         self.pool = pool
         self._rendered = 0
-        self._writing: list[Job[WriteReport]] = []
+        self._writing: deque[Job[WriteReport]] = deque()
 
     def publish(self, health: Sequence[FeedHealth], as_of: datetime) -> WriteReport:
         """Render the day and keep its census for the next time."""
@@ -114,7 +114,7 @@ class DayPublisher:
             if kept is not None:
                 census = self._apply_changes(kept, changed)
             if census is None:
-                self._settle()  # a page handed over must not land after its second rendering
+                self._count_written(wait=True)  # none may land after its second rendering
                 census = self._read_day({m.category for m in changed})
         newest = self._cards([i for c in census.categories.values() for _, i in c.newest])
         sections = []
@@ -125,17 +125,17 @@ class DayPublisher:
                 sections.append(DigestSection(category, stories, counted.count))
         day = dataclasses.replace(self.frame, sections=tuple(sections))
         self.report += render_day(self.site, self.categories, day, health, as_of)
-        self._settle()
+        self._count_written(wait=True)
         text = census.to_json()
         if text != stored:
             self.storage.set_meta(key, text)
         return self.report
 
-    def _settle(self) -> None:
-        """Wait for the pages handed to the worker, and count them."""
-        writing, self._writing = self._writing, []
-        for job in writing:  # in the order they were handed over
-            self.report += job.result()
+    def _count_written(self, *, wait: bool) -> None:
+        """Count the pages the worker has written, in the order they were handed over:
+        those done so far, or (`wait`) every one."""
+        while self._writing and (wait or self._writing[0].done()):
+            self.report += self._writing.popleft().result()
 
     def _read_day(self, render: set[str | None] | None) -> DayCensus:
         """Read every story of the day once; render all pages of the `render` categories."""
@@ -179,7 +179,6 @@ class DayPublisher:
                     first = (number - 1) * self.page_size + 1
                     total = now.count if number == last else None
                     plans.append(PagePlan(category, number, first, page, total))
-                del members  # the pages hold what they need; the rest can go before rendering
                 self._render(plans)
             counted[category] = now
         return dataclasses.replace(census, categories=counted)
@@ -221,8 +220,7 @@ class DayPublisher:
                     )
                 )
                 # Counted as they are done: a job keeps its page's stories until then.
-                while self._writing and self._writing[0].done():
-                    self.report += self._writing.pop(0).result()
+                self._count_written(wait=False)
 
     def _cards(self, story_ids: Sequence[int]) -> dict[int, DigestStory]:
         found = self.reader.stories(story_ids)
