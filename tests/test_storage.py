@@ -474,6 +474,48 @@ def test_rows_given_to_the_driver_are_stored_as_sqlalchemy_stores_them(database_
     assert driver == core
 
 
+def test_rows_updated_through_the_driver_are_stored_as_sqlalchemy_stores_them(
+    database_url: str,
+) -> None:
+    """Feed rows are updated in groups that set the same columns, skipping SQLAlchemy's
+    per-row parameters: the stored values must not differ, and columns left out stay."""
+    from sqlalchemy import text, update
+
+    from aggregator.storage.feeds import _UPDATE_FEED
+    from aggregator.storage.schema import _FEEDS as feeds
+
+    storage = open_db(database_url)
+    states = storage.feed_states()
+    a, b = states[A.url].feed_id, states[B.url].feed_id
+    shanghai = timezone(timedelta(hours=8))
+    success = {
+        "last_poll": datetime(2024, 5, 1, 20, 30, 5, 1, tzinfo=shanghai),
+        "etag": '"v1 \u00e9"',
+        "error_count": 0,
+        "active": True,
+        "title": "两大 'quoted'",
+        "next_check": None,
+    }
+    failure = {"last_error": "HTTP 500 Internal Server Error", "error_count": 3}
+    with storage.engine.begin() as connection:
+        connection.execute(update(feeds).values(site_link="https://kept.test/"))
+        _UPDATE_FEED.run(connection, [(a, success), (b, failure)])
+
+    def stored(feed_id: int) -> dict[str, object]:
+        with storage.engine.connect() as connection:
+            query = text("SELECT * FROM feeds WHERE id = :id")
+            return dict(connection.execute(query, {"id": feed_id}).mappings().one())
+
+    by_driver = {feed_id: stored(feed_id) for feed_id in (a, b)}
+    assert by_driver[a]["title"] == "两大 'quoted'" and by_driver[a]["next_check"] is None
+    assert by_driver[b]["error_count"] == 3 and by_driver[b]["title"] is None
+    assert by_driver[a]["site_link"] == by_driver[b]["site_link"] == "https://kept.test/"
+    with storage.engine.begin() as connection:
+        for feed_id, values in ((a, success), (b, failure)):
+            connection.execute(update(feeds).where(feeds.c.id == feed_id).values(values))
+    assert {feed_id: stored(feed_id) for feed_id in (a, b)} == by_driver
+
+
 def test_a_bulk_insert_must_name_every_column_with_a_default(database_url: str) -> None:
     storage = open_db(database_url)
     partial = storage_module._RowInsert(storage_module._POLLS, "feed_id", "started_at", "duration")

@@ -6,7 +6,6 @@ alone, with a stored document (see `ingest`) or at the end of a batch.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from aggregator.models import (
     PollRecord,
 )
 from aggregator.storage.connections import Connections
-from aggregator.storage.rows import _chunks, _RowInsert
+from aggregator.storage.rows import _chunks, _RowInsert, _RowUpdate
 from aggregator.storage.schema import _FEED_CATEGORIES, _FEEDS, _POLLS, _SOURCES, UNPUBLISHED_KEY
 
 POLL_HISTORY_DAYS = 30
@@ -111,6 +110,7 @@ def _feed_values(poll: PollRecord) -> dict[str, Any]:
     return values
 
 
+_UPDATE_FEED = _RowUpdate(_FEEDS)
 _INSERT_POLL = _RowInsert(
     _POLLS,
     *("feed_id", "started_at", "duration", "http_status", "wire_bytes", "error", "warning"),
@@ -212,18 +212,7 @@ class Feeds(Connections):
             # not hide this change from the next run.
             self._set_meta(connection, UNPUBLISHED_KEY, "1")
         _INSERT_POLL.run(connection, [_poll_row(p.feed_id, p.outcome) for p in polls])
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for poll in polls:
-            values = _feed_values(poll)
-            values["id_"] = poll.feed_id
-            by_columns[tuple(sorted(values))].append(values)
-        for columns, rows in by_columns.items():
-            statement = (
-                update(_FEEDS)
-                .where(_FEEDS.c.id == bindparam("id_"))
-                .values({c: bindparam(c) for c in columns if c != "id_"})
-            )
-            connection.execute(statement, rows)
+        _UPDATE_FEED.run(connection, ((poll.feed_id, _feed_values(poll)) for poll in polls))
 
     def prune_polls(self, now: datetime) -> None:
         """Poll history is for diagnosis; a month of it is plenty."""
