@@ -138,6 +138,12 @@ class Job(Generic[T]):
         except WorkerFailed:
             return self._here()
 
+    def forget(self) -> Job[T]:
+        """The same call with its value let go: asked for again, it is made again here."""
+        future: Future[T] = Future()
+        future.set_exception(WorkerFailed("its value was let go"))
+        return Job(future, self._here)
+
 
 def _worker_environment() -> dict[str, str] | None:
     """The environment for the worker: this one, plus where this package lies if -P hides it.

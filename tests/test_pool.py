@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import signal
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,6 +134,24 @@ def test_this_process_reads_when_the_worker_has_a_backlog() -> None:
         # The worker's entries come with their bodies deflated; those read here do not.
         assert isinstance(jobs[0].result()[1][0].summary, Packed)
         assert not isinstance(jobs[-1].result()[1][0].summary, Packed)
+    finally:
+        pool.close()
+
+
+def test_a_forgotten_job_lets_its_value_go_and_makes_it_again_here() -> None:
+    """What a stored feed keeps until its batch commits: the call, not its entries."""
+    pool = WorkerPool(workers=1)
+    try:
+        job = pool.submit(document(), NOW, LIMITS)
+        _feed, entries = job.result()
+        entry = weakref.ref(entries[0])
+        forgotten = job.forget()
+        del job, entries, _feed
+        pool.submit(document(start=50), NOW, LIMITS).result()  # the thread reading answers moves on
+        gc.collect()
+        assert entry() is None
+        assert forgotten.result() == read_document(document(), NOW, LIMITS)
+        assert not isinstance(forgotten.result()[1][0].summary, Packed)  # read here, again
     finally:
         pool.close()
 
