@@ -165,7 +165,9 @@ class DigestReader:
         self, query: Any, params: Mapping[str, Any] | None = None, *, stream: bool = False
     ) -> Iterator[DigestMember]:
         if stream:
-            options = {"yield_per": 2000}
+            # 500 rows with their cards' excerpts are about 1 MB; 2,000 raised a full
+            # build's peak by 2 to 3.5 MB and were no faster.
+            options = {"yield_per": 500}
             result = self._connection.execute(query, params, execution_options=options)
             rows: Iterable[Any] = (row for batch in result.partitions() for row in batch)
         else:
