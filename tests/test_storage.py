@@ -411,6 +411,11 @@ def test_times_are_written_as_sqlalchemy_writes_datetimes_on_sqlite() -> None:
     for moment in moments:
         assert written(moment) == reference(moment.astimezone(UTC).replace(tzinfo=None))
     assert written(None) is None
+    # The writer remembers its last value: repeats, and whatever follows them, stay right.
+    repeated = [moments[1], moments[1], None, None, moments[2], moments[1], moments[1]]
+    assert [written(m) for m in repeated] == [
+        None if m is None else reference(m.astimezone(UTC).replace(tzinfo=None)) for m in repeated
+    ]
     with pytest.raises(ValueError, match="naive"):
         written(datetime(2024, 1, 1))
 
