@@ -132,7 +132,8 @@ class Job(Generic[T]):
         return self._future.done()
 
     def result(self) -> T:
-        """The call's value (or its exception); a worker that died is made up for here."""
+        """The call's value (or its exception); one a worker died owing, or one let go
+        (`forget`), is made here."""
         try:
             return self._future.result()
         except WorkerFailed:

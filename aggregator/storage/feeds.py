@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from aggregator.models import (
     CacheValidators,
@@ -25,19 +25,6 @@ from aggregator.storage.rows import _chunks, _RowInsert, _RowUpdate
 from aggregator.storage.schema import _FEED_CATEGORIES, _FEEDS, _POLLS, _SOURCES, UNPUBLISHED_KEY
 
 POLL_HISTORY_DAYS = 30
-
-
-# What the config says of a feed, set where it changed (see sync_feeds).
-_SET_FEED_FROM_CONFIG = (
-    update(_FEEDS)
-    .where(_FEEDS.c.id == bindparam("id_"))
-    .values(
-        name=bindparam("name_"),
-        active=bindparam("active_"),
-        position=bindparam("position_"),
-        interval_seconds=bindparam("interval_seconds_"),
-    )
-)
 
 
 def _feed_state(row: Row[Any]) -> FeedState:
@@ -131,7 +118,7 @@ class Feeds(Connections):
             wanted = {source.url for source in sources}
             retired = [row.id for row in rows.values() if row.active and row.url not in wanted]
             new: list[dict[str, Any]] = []
-            changed: list[dict[str, Any]] = []
+            changed: list[tuple[int, dict[str, Any]]] = []
             for position, source in enumerate(sources):
                 values = {
                     "name": source.name,
@@ -143,13 +130,12 @@ class Feeds(Connections):
                 if row is None:
                     new.append({"url": source.url, "state": "new", "next_check": now, **values})
                 elif any(getattr(row, name) != value for name, value in values.items()):
-                    changed.append({"id_": row.id} | {f"{k}_": v for k, v in values.items()})
+                    changed.append((row.id, values))
             for chunk in _chunks(retired):
                 connection.execute(
                     update(_FEEDS).where(_FEEDS.c.id.in_(chunk)).values(active=False)
                 )
-            if changed:
-                connection.execute(_SET_FEED_FROM_CONFIG, changed)
+            _UPDATE_FEED.run(connection, changed)
             if new:
                 connection.execute(insert(_FEEDS), new)
             if retired or changed or new:
