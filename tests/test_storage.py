@@ -135,6 +135,33 @@ def test_removed_feed_drops_out_of_outputs(database_url: str) -> None:
     assert [h.url for h in storage.health()] == [A.url]
 
 
+def test_an_edited_feed_entry_of_the_config_changes_the_feed_and_keeps_its_state(
+    database_url: str,
+) -> None:
+    storage = open_db(database_url)
+    storage.record_polls(
+        [
+            PollRecord(
+                storage.feed_states()[A.url].feed_id,
+                PollOutcome(
+                    started_at=NOW, duration=0.1, http_status=304, wire_bytes=0, not_modified=True
+                ),
+                NextPoll(at=NOW + timedelta(minutes=30)),
+            )
+        ]
+    )
+    renamed = FeedSource(A.url, "Feed A, renamed", A.categories, timedelta(hours=2))
+    states = storage.sync_feeds([B, renamed], NOW)
+    assert states[A.url].name == "Feed A, renamed"
+    assert states[A.url].last_poll == NOW  # what polling learnt stays
+    with storage.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT url, position, interval_seconds, active FROM feeds ORDER BY position"
+        ).all()
+    assert [tuple(row) for row in rows] == [(B.url, 0, 900, True), (A.url, 1, 7200, True)]
+    assert storage.sync_feeds([B, renamed], NOW) == states  # unchanged: nothing to write
+
+
 def test_first_seen_window_and_health(database_url: str) -> None:
     storage = open_db(database_url)
     ingest(storage, A, [entry("old", "https://x.test/old")], NOW - timedelta(days=1))
