@@ -1,5 +1,5 @@
 """`python -m aggregator` is the `aggregator` command."""
 
-from aggregator.cli import entry
+from aggregator.launch import entry
 
 entry()

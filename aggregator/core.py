@@ -18,6 +18,7 @@ import gc
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -695,6 +696,10 @@ def outputs_fingerprint(config: Config) -> str:
     return hashlib.sha1(json.dumps(shaping).encode(), usedforsecurity=False).hexdigest()
 
 
+_freezing_lock = threading.Lock()
+_freezing_depth = 0  # how many `_old_objects_frozen` blocks are open, in any thread
+
+
 @contextmanager
 def _old_objects_frozen() -> Iterator[None]:
     """Keep the cycle collector to what is made meanwhile.
@@ -703,16 +708,22 @@ def _old_objects_frozen() -> Iterator[None]:
     and every full collection they set off would also walk everything already
     alive (the modules, SQLAlchemy's caches, what the poll before left): a
     quarter of a small publish's time, half the collector's in a first poll.
-    Frozen objects are skipped until thawed at the end.
+    Frozen objects are skipped until thawed when the last open block ends;
+    that thaws what `launch` froze at start-up too, so a long `run` can
+    collect whatever of it later becomes garbage.
     """
-    if gc.get_freeze_count():  # someone else froze objects: leave that alone
-        yield
-        return
-    gc.freeze()
+    global _freezing_depth
+    with _freezing_lock:
+        if _freezing_depth == 0:
+            gc.freeze()
+        _freezing_depth += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _freezing_lock:
+            _freezing_depth -= 1
+            if _freezing_depth == 0:
+                gc.unfreeze()
 
 
 def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:

@@ -2,8 +2,8 @@
 
     python bench/_ours.py cli --config CONFIG update
         exactly `python -m aggregator --config CONFIG update` (the same click
-        command in a process of its own, ended as that command ends it, as a
-        cron job runs it), with timers
+        command in a process of its own, imported and ended as that command
+        imports and ends itself, as a cron job runs it), with timers
         around Aggregator.update and Aggregator.publish. After the command's
         own output it prints JSON: "seconds" is the in-process time of the
         update itself (fetch, parse, store: the publishing it does at its end
@@ -32,9 +32,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from aggregator import cli as aggregator_cli
-from aggregator.core import Aggregator, make_aggregator
-from aggregator.pool import default_workers
+from aggregator.launch import import_program
+
+import_program()  # the program imported as the `aggregator` command imports it
+
+# Each already imported by the line above.
+from aggregator import cli as aggregator_cli  # noqa: E402
+from aggregator.core import Aggregator, make_aggregator  # noqa: E402
+from aggregator.pool import default_workers  # noqa: E402
 
 
 class ChildPeaks:
