@@ -504,5 +504,8 @@ def exit_now(code: int) -> NoReturn:
 
 
 def entry() -> NoReturn:
-    """The `aggregator` console script and `python -m aggregator`."""
+    """Run the command line this process was started with, then end the process.
+
+    `launch.entry` calls it once the program is imported.
+    """
     exit_now(invoke())
