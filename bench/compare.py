@@ -19,10 +19,10 @@ each side, in turns and from the same starting state, and the best timing
 counts (ATTEMPTS): this machine's speed wanders from minute to minute. Then
 ours alone: a full rebuild of every output and an incremental publish after
 the feeds of one category moved on (PUBLISH_ATTEMPTS times, the best of each
-counting); and a cold `update` of --big-feeds x
---big-items for peak RSS. Each child's wall time is measured from here, its
-peak RSS read with wait4; this process imports neither program, so no child
-inherits a large high-water mark from it.
+counting); and a cold `update` of --big-feeds x --big-items for peak RSS.
+Each child's wall time is measured from here, its peak RSS read with wait4;
+this process imports neither program, so no child inherits a large
+high-water mark from it.
 
 Prints a table (ours, reader, ratio, target, met) and writes it to --out with
 the machine's core count. Asserts nothing: speed is never a test failure.
