@@ -1,8 +1,10 @@
 """Reading documents, and rendering digest pages, on another core while this process works.
 
 Parsing and cleaning (nh3 sanitising, URL resolution, choosing thumbnails)
-are most of the CPU a poll spends on a changed document, and nh3 holds the
-GIL, so threads would not overlap them with storing: a worker process does.
+are most of the CPU a poll spends on a changed document. lxml and nh3 let go
+of the GIL while they work, but the Python around them holds it: read in a
+thread beside the storing thread, a first poll took longer than with every
+document read on the storing thread itself, so a worker process reads them.
 It gets each large document together with the fingerprints of its feed's
 newest stored entries, so it cleans only what is new or changed, and hands
 back plain records for this process to deduplicate and store. It starts
