@@ -15,6 +15,12 @@ The cache is a pickle, read by an unpickler that builds only the few classes
 a `Config` is made of, from a file the user owns and nobody else can write:
 a planted file cannot run code. Whatever cannot be read or written is simply
 validated again; the cache never turns a working run into a failing one.
+
+Every new config path leaves a file behind (a script's temporary folder, a
+benchmark's), so writing one prunes the others: only the `KEEP_CONFIGS`
+most recently used are kept, and none left unused for `KEEP_UNUSED_SECONDS`.
+A file's mtime says when it was last used; reading refreshes it, at most once
+a day, so a cron job's unchanged config is not written to on every run.
 """
 
 from __future__ import annotations
@@ -22,17 +28,25 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from aggregator import __version__
-from aggregator.files import write_if_changed
+from aggregator.files import remove_stale_temporaries, write_if_changed
 from aggregator.models import Category, Config, FeedSource, FetchLimits, SiteSettings
 
 #: Bump when the layout of the cached value changes.
 _FORMAT = b"aggregator-config-cache 1"
 _PACKAGE = Path(__file__).resolve().parent
+
+#: Validated configs kept, the most recently used first.
+KEEP_CONFIGS = 32
+#: A config not used for this long (30 days) is dropped, however few are kept.
+KEEP_UNUSED_SECONDS = 30 * 24 * 3600
+#: A config read back is marked as used if it was last marked longer ago than this.
+_MARK_USED_AFTER_SECONDS = 24 * 3600
 
 # Every class a pickled Config may name: ours, and the standard ones among its fields.
 _BUILDABLE = frozenset(
@@ -103,12 +117,16 @@ def _key(path: Path, data: bytes) -> bytes:
 def _read(store: Path, key: bytes) -> Config | None:
     try:
         with store.open("rb") as file:
-            if not _private(os.fstat(file.fileno())):
+            stat = os.fstat(file.fileno())
+            if not _private(stat):
                 return None
             found_key, config = _Unpickler(file).load()
+            if found_key != key or not isinstance(config, Config):
+                return None
+            if time.time() - stat.st_mtime > _MARK_USED_AFTER_SECONDS:
+                with suppress(OSError):  # a read-only cache still serves what it holds
+                    os.utime(file.fileno())
     except Exception:  # missing, truncated, planted or from another layout: validate again
-        return None
-    if found_key != key or not isinstance(config, Config):
         return None
     return config
 
@@ -118,6 +136,23 @@ def _write(store: Path, key: bytes, config: Config) -> None:
         store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The database URL may carry a password: the file is the user's alone.
         write_if_changed(store, pickle.dumps((key, config), protocol=5), mode=0o600)
+        _prune(store.parent, keep=store)
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    """Remove the configs least recently used beyond `KEEP_CONFIGS`, and any long unused."""
+    others: list[tuple[float, Path]] = []
+    for entry in folder.glob("config-*.pickle"):
+        if entry != keep:
+            with suppress(OSError):  # removed meanwhile by another run
+                others.append((entry.stat().st_mtime, entry))
+    others.sort(reverse=True)
+    unused_since = time.time() - KEEP_UNUSED_SECONDS
+    for kept, (last_used, entry) in enumerate(others, start=2):  # `keep` is the first
+        if kept > KEEP_CONFIGS or last_used < unused_since:
+            with suppress(OSError):  # gone already, or not ours to remove
+                entry.unlink()
+    remove_stale_temporaries(folder)  # a run killed while writing
 
 
 def _private(stat: os.stat_result) -> bool:

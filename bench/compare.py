@@ -292,6 +292,8 @@ def main() -> int:
     clock = Clock()
     work = Path(tempfile.mkdtemp(prefix="aggregator-compare-"))
     clock.say(f"working in {work}")
+    # The configs ours validates are kept with the rest, not in the user's cache.
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")
     baseline = run_child([PY, "-c", "pass"]).check()
     # Byte-compiled first, as an installed package is (pip compiles what it
     # installs, reader included): with PYTHONDONTWRITEBYTECODE set, an editable

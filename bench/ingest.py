@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sqlite3
 import subprocess
@@ -56,6 +57,8 @@ def main() -> int:
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="aggregator-bench-"))
+    # The config the aggregator validates is kept with the rest, not in the user's cache.
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")
     round_file = work / "round"
     round_file.write_text("0")
     port = free_port()

@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -186,3 +187,75 @@ def test_an_edited_module_of_a_subpackage_validates_again(
     module.write_text("A = 22\n")  # another size: a new program
     config_cache.load_config(path)
     assert validations == [path, path]
+
+
+def _configs(folder: Path, count: int) -> list[Path]:
+    """`count` valid feeds.yaml files, each in a folder of its own, as scripts make them."""
+    paths = []
+    for number in range(count):
+        folder_of_one = folder / f"run-{number}"
+        folder_of_one.mkdir()
+        paths.append(write(folder_of_one, VALID))
+    return paths
+
+
+def _age(store: Path, days: float) -> None:
+    moment = time.time() - days * 24 * 3600
+    os.utime(store, (moment, moment))
+
+
+def test_only_the_most_recently_used_configs_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_home: Path, validations: list[Path]
+) -> None:
+    monkeypatch.setattr(config_cache, "KEEP_CONFIGS", 3)
+    paths = _configs(tmp_path, 5)
+    for days_ago, path in zip((5, 4, 3, 2), paths, strict=False):
+        config_cache.load_config(path)
+        _age(config_cache._store(path), days_ago)  # type: ignore[arg-type]
+    assert len(list(cache_home.iterdir())) == 3  # the fourth write dropped the first
+    config_cache.load_config(paths[1])  # used today: now the most recent
+    config_cache.load_config(paths[4])  # a new one: the least recently used goes
+    kept = {entry.name for entry in cache_home.iterdir()}
+    assert kept == {config_cache._store(p).name for p in (paths[1], paths[3], paths[4])}  # type: ignore[union-attr]
+    assert len(validations) == 5  # reading paths[1] back validated nothing
+    config_cache.load_config(paths[0])  # dropped: validated again, as on a first run
+    assert len(validations) == 6
+
+
+def test_a_config_unused_for_a_month_is_dropped_however_few_are_kept(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    old, recent, new = _configs(tmp_path, 3)
+    config_cache.load_config(old)
+    config_cache.load_config(recent)
+    _age(config_cache._store(old), 31)  # type: ignore[arg-type]
+    _age(config_cache._store(recent), 29)  # type: ignore[arg-type]
+    config_cache.load_config(new)
+    kept = {entry.name for entry in cache_home.iterdir()}
+    assert kept == {config_cache._store(p).name for p in (recent, new)}  # type: ignore[union-attr]
+
+
+def test_reading_a_config_back_marks_it_used_at_most_once_a_day(tmp_path: Path) -> None:
+    (path,) = _configs(tmp_path, 1)
+    config_cache.load_config(path)
+    store = config_cache._store(path)
+    assert store is not None
+    _age(store, 0.5)
+    config_cache.load_config(path)
+    assert time.time() - store.stat().st_mtime > 0.4 * 24 * 3600  # not written on every run
+    _age(store, 40)
+    config_cache.load_config(path)
+    assert time.time() - store.stat().st_mtime < 60  # kept alive by a cron job's use
+
+
+def test_a_write_removes_temporaries_a_killed_run_left_in_the_cache(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    first, second = _configs(tmp_path, 2)
+    config_cache.load_config(first)
+    left = cache_home / ".config-0123.pickle.abcd.tmp"
+    left.write_bytes(b"half a pickle")
+    _age(left, 1)
+    config_cache.load_config(second)
+    assert not left.exists()
+    assert len(list(cache_home.iterdir())) == 2
