@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -51,6 +52,7 @@ def main() -> int:
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--items", type=int, default=50)
     parser.add_argument("--overlap", type=float, default=0.1)
+    parser.add_argument("--keep", action="store_true", help="keep the database and outputs")
     options = parser.parse_args()
     if not CORPUS.exists():
         print(f"skipped: {CORPUS} is absent (../shared is not checked out)")
@@ -134,6 +136,10 @@ def main() -> int:
     ]
     for label, value in rows:
         print(f"{label:<34}{value:>14}")
+    if options.keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
