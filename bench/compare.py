@@ -418,10 +418,11 @@ def main() -> int:
         clock.say(f"kept {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    if options.out is not None:
-        clock.say(f"done; table written to {options.out}")
-    else:
-        clock.say("done; sizes other than make bench's: table not written (--out FILE writes it)")
+    clock.say(
+        f"done; table written to {options.out}"
+        if options.out is not None
+        else "done; sizes other than make bench's: table not written (--out FILE writes it)"
+    )
     return 0
 
 

@@ -199,6 +199,13 @@ def _configs(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+def _entry(path: Path) -> Path:
+    """The cache file that keeps `path`'s config."""
+    store = config_cache._store(path)
+    assert store is not None
+    return store
+
+
 def _age(store: Path, days: float) -> None:
     moment = time.time() - days * 24 * 3600
     os.utime(store, (moment, moment))
@@ -211,12 +218,12 @@ def test_only_the_most_recently_used_configs_are_kept(
     paths = _configs(tmp_path, 5)
     for days_ago, path in zip((5, 4, 3, 2), paths, strict=False):
         config_cache.load_config(path)
-        _age(config_cache._store(path), days_ago)  # type: ignore[arg-type]
+        _age(_entry(path), days_ago)
     assert len(list(cache_home.iterdir())) == 3  # the fourth write dropped the first
     config_cache.load_config(paths[1])  # used today: now the most recent
     config_cache.load_config(paths[4])  # a new one: the least recently used goes
     kept = {entry.name for entry in cache_home.iterdir()}
-    assert kept == {config_cache._store(p).name for p in (paths[1], paths[3], paths[4])}  # type: ignore[union-attr]
+    assert kept == {_entry(p).name for p in (paths[1], paths[3], paths[4])}
     assert len(validations) == 5  # reading paths[1] back validated nothing
     config_cache.load_config(paths[0])  # dropped: validated again, as on a first run
     assert len(validations) == 6
@@ -228,18 +235,17 @@ def test_a_config_unused_for_a_month_is_dropped_however_few_are_kept(
     old, recent, new = _configs(tmp_path, 3)
     config_cache.load_config(old)
     config_cache.load_config(recent)
-    _age(config_cache._store(old), 31)  # type: ignore[arg-type]
-    _age(config_cache._store(recent), 29)  # type: ignore[arg-type]
+    _age(_entry(old), 31)
+    _age(_entry(recent), 29)
     config_cache.load_config(new)
     kept = {entry.name for entry in cache_home.iterdir()}
-    assert kept == {config_cache._store(p).name for p in (recent, new)}  # type: ignore[union-attr]
+    assert kept == {_entry(p).name for p in (recent, new)}
 
 
 def test_reading_a_config_back_marks_it_used_at_most_once_a_day(tmp_path: Path) -> None:
     (path,) = _configs(tmp_path, 1)
     config_cache.load_config(path)
-    store = config_cache._store(path)
-    assert store is not None
+    store = _entry(path)
     _age(store, 0.5)
     config_cache.load_config(path)
     assert time.time() - store.stat().st_mtime > 0.4 * 24 * 3600  # not written on every run
