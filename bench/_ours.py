@@ -41,6 +41,9 @@ from aggregator import cli as aggregator_cli  # noqa: E402
 from aggregator.core import Aggregator, make_aggregator  # noqa: E402
 from aggregator.pool import default_workers  # noqa: E402
 
+#: How a reading worker's command line ends (`python -P -m aggregator.pool`), NUL-separated.
+WORKER_COMMAND = b"\0-m\0aggregator.pool\0"
+
 
 class ChildPeaks:
     """The peak RSS of each child process (the reading workers), read from /proc while they run.
@@ -50,7 +53,9 @@ class ChildPeaks:
     process held 120 MB would be reported at 120 MB however little it used.
     VmHWM in /proc/<pid>/status belongs to the worker's own address space
     after exec. It is a high-water mark, so sampling every 20 ms misses at
-    most what a worker adds in its last 20 ms.
+    most what a worker adds in its last 20 ms. A child is read only once its
+    command line is the worker's: between fork and exec it still shows this
+    process's memory (one such sample once put a worker at 68 MB).
     """
 
     def __init__(self) -> None:
@@ -83,6 +88,9 @@ class ChildPeaks:
                     continue
                 for pid in pids:
                     try:
+                        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                            if WORKER_COMMAND not in cmdline.read():
+                                continue  # not yet exec'd: its memory is still ours
                         with open(f"/proc/{pid}/status") as status:
                             for line in status:
                                 if line.startswith("VmHWM:"):
