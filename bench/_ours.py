@@ -41,8 +41,9 @@ from aggregator import cli as aggregator_cli  # noqa: E402
 from aggregator.core import Aggregator, make_aggregator  # noqa: E402
 from aggregator.pool import default_workers  # noqa: E402
 
-#: How a reading worker's command line ends (`python -P -m aggregator.pool`), NUL-separated.
-WORKER_COMMAND = b"\0-m\0aggregator.pool\0"
+#: How a reading worker's command line ends (`python -P -m aggregator.pool`), NUL-separated:
+#: the pool module runs itself, so its name is the one the worker is started with.
+WORKER_COMMAND = f"\0-m\0{default_workers.__module__}\0".encode()
 
 
 class ChildPeaks:
