@@ -76,8 +76,25 @@ def run_forever(
     )
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
-        scheduler.shutdown(wait=False)
+        # SIGTERM often comes more than once: `make run` passes its own on to
+        # this process beside the one sent to the whole process group, and a
+        # service manager may repeat it. Only the first may stop the process;
+        # a repeat acted on would break off the stopping (closing the database,
+        # reaping the worker) wherever it had got to.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Stopped
 
     signal.signal(signal.SIGTERM, stop)
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        scheduler.start()
+    try:
+        with contextlib.suppress(_Stopped, KeyboardInterrupt, SystemExit):
+            scheduler.start()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopped by Ctrl-C: the same
+        if scheduler.running:
+            # A poll under way is not waited for: the database and the
+            # published files are consistent at every moment of one.
+            scheduler.shutdown(wait=False)
+
+
+class _Stopped(Exception):
+    """SIGTERM came: raised, like Ctrl-C's KeyboardInterrupt, wherever `run` was waiting."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -108,6 +109,23 @@ def test_example_config_is_valid_and_has_the_seed_source() -> None:
     assert {c.slug for c in config.categories} >= {"xin-mei-ti"}
 
 
+def _start_run(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "--config", str(config), "run", "--tick", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never happened")
+        time.sleep(0.05)
+
+
 def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
     write_config: ConfigWriter,
 ) -> None:
@@ -127,12 +145,7 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
             ]
         )
         index = config.parent / "var" / "public" / "index.html"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "--config", str(config), "run", "--tick", "1"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        process = _start_run(config)
 
         def wait_for_page(text: str) -> str:
             deadline = time.monotonic() + 60
@@ -156,6 +169,62 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
     assert "Sources with problems" in first_page
     assert "connection refused" in output
     assert "Offline A" in output
+
+
+def test_run_stops_once_however_many_sigterms_come_while_it_stops(
+    write_config: ConfigWriter,
+) -> None:
+    """`make run` under `timeout`, or a service manager, sends SIGTERM more than
+    once: make passes its own on to the command, on top of the one sent to the
+    whole process group. Every signal after the first must leave the stopping alone."""
+    config = write_config([{"url": closed_port_url() + "feed.xml", "name": "Offline"}])
+    index = config.parent / "var" / "public" / "index.html"
+    process = _start_run(config)
+    try:
+        _wait_for(index.exists, "the first publish")
+        time.sleep(0.5)
+        # One signal a millisecond until the process has gone, so that some
+        # reach it in each moment of its stopping.
+        while process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            time.sleep(0.001)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+    assert "connection refused" in output
+
+
+def test_run_stopped_during_a_poll_exits_0_and_keeps_the_database_sound(
+    write_config: ConfigWriter,
+) -> None:
+    fast = rss("Fast", [Item("Fast story", "https://fast.test/1")])
+    with serve(
+        {
+            "/fast": Reply(body=fast, headers={"Content-Type": "application/rss+xml"}),
+            "/slow": lambda _: Reply(body=drip(b" ", 0.2)),
+        }
+    ) as server:
+        config = write_config(
+            [{"url": server.url("/fast")}, {"url": server.url("/slow")}],
+            fetch={"deadline": "60s"},
+        )
+        process = _start_run(config)
+        try:
+            _wait_for(lambda: bool(server.requests_to("/slow")), "a request for /slow")
+            time.sleep(1)
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+    with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 def test_interrupted_update_exits_130_and_keeps_what_was_stored(
