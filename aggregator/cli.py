@@ -28,6 +28,8 @@ from aggregator.models import POST_FORMATS, FeedHealth, WriteReport
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from aggregator.follow import ConfigEdit
+
 EXIT_OK, EXIT_FEEDS_FAILED, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 LOG_WIDTH = 160
 
@@ -393,8 +395,11 @@ def run(state: CliState, tick: float) -> None:
     """Keep polling each feed at its interval and republish after changes.
 
     Publishes right away, polls every feed that is due, then keeps going
-    until interrupted (Ctrl-C or SIGTERM).
+    until interrupted (Ctrl-C or SIGTERM). An edit of the config file is
+    taken up at the next check: new feeds are polled at once, removed ones
+    leave the outputs, and an invalid edit is reported and changes nothing.
     """
+    from aggregator.follow import ConfigFollower
     from aggregator.scheduler import run_forever
 
     with opened(state) as aggregator:
@@ -404,14 +409,46 @@ def run(state: CliState, tick: float) -> None:
             f"Publishing to {site.output_dir} (served at {site.base_url}); "
             f"digest: {site.output_dir / 'index.html'}. Ctrl-C stops."
         )
+        follower = ConfigFollower(aggregator)
 
         def report(update_report: UpdateReport) -> None:
-            _print_update_summary(update_report, site.output_dir, every_feed=False)
+            output_dir = follower.aggregator.config.site.output_dir
+            _print_update_summary(update_report, output_dir, every_feed=False)
 
         def published(reason: str) -> None:
-            say(f"{datetime.now().isoformat(timespec='seconds')} republished ({reason})")
+            say(f"{_now()} republished ({reason})")
 
-        run_forever(aggregator, tick_seconds=tick, on_update=report, on_publish=published)
+        def edited(edit: ConfigEdit) -> None:
+            _print_config_edit(edit, state.config_path)
+
+        try:
+            run_forever(
+                follower, tick_seconds=tick, on_update=report, on_publish=published, on_edit=edited
+            )
+        finally:
+            follower.aggregator.close()  # the one the last edit opened, if it moved the database
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def _print_config_edit(edit: ConfigEdit, path: Path) -> None:
+    if not edit.accepted:
+        err().print(
+            f"[bold red]{_now()} {path} was edited and is now invalid[/] "
+            f"({len(edit.problems)} problem(s)); still using it as it was before:"
+        )
+        for problem in edit.problems:
+            err().print(f"  {problem}", markup=False)
+        return
+    changes = [f"{len(edit.added)} feed(s) added"] if edit.added else []
+    changes += [f"{len(edit.removed)} removed"] if edit.removed else []
+    say(f"{_now()} {path} was edited: now in use ({', '.join(changes) or 'same feeds'}).")
+    for url in edit.added:
+        say(f"  + {url}")
+    for url in edit.removed:
+        say(f"  - {url}")
 
 
 # ------------------------------------------------------------------------- status

@@ -214,6 +214,25 @@ class Aggregator:
     def close(self) -> None:
         self.storage.close()
 
+    def reconfigured(self, config: Config) -> Aggregator:
+        """This aggregator under an edited config (`run` follows feeds.yaml; see follow.py).
+
+        The database stays open unless the edit moved it; if it did, this
+        aggregator's database is closed once the new one has opened.
+        """
+        moved = config.site.database_url != self.config.site.database_url
+        storage = open_storage(config.site.database_url) if moved else self.storage
+        try:
+            aggregator = Aggregator(config, storage, self.clock)
+        except BaseException:
+            if moved:
+                storage.close()
+            raise
+        if moved:
+            self.close()
+        aggregator.workers, aggregator.page_size = self.workers, self.page_size
+        return aggregator
+
     # ---- polling --------------------------------------------------------------
 
     def due_sources(self) -> list[FeedSource]:

@@ -3,7 +3,8 @@
 APScheduler (the only module importing it) fires three jobs on one worker
 thread, so they never overlap on the database:
 
-- every `tick` seconds: poll the feeds whose next check has come, republish;
+- every `tick` seconds: take up an edited feeds.yaml (follow.py), poll the
+  feeds whose next check has come, republish;
 - at local midnight: roll the digest over to the new day;
 - at `site.digest_time`: the daily cut, a full rebuild of every page and feed.
 """
@@ -17,24 +18,27 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from aggregator.core import Aggregator, UpdateReport
+from aggregator.core import UpdateReport
+from aggregator.follow import ConfigEdit, ConfigFollower
+from aggregator.models import SiteSettings
 
 DEFAULT_TICK_SECONDS = 30
 
 
 def run_forever(
-    aggregator: Aggregator,
+    follower: ConfigFollower,
     *,
     tick_seconds: float = DEFAULT_TICK_SECONDS,
     on_update: Callable[[UpdateReport], None] | None = None,
     on_publish: Callable[[str], None] | None = None,
+    on_edit: Callable[[ConfigEdit], None] | None = None,
 ) -> None:
-    """Poll due feeds and republish until SIGINT/SIGTERM."""
-    site = aggregator.config.site
+    """Poll due feeds and republish until SIGINT/SIGTERM, following edits of feeds.yaml."""
     scheduler = BlockingScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -42,15 +46,26 @@ def run_forever(
     )
 
     def poll_due() -> None:
+        edit = follower.check()
+        aggregator = follower.aggregator
+        if edit is not None:
+            if on_edit is not None:
+                on_edit(edit)
+            if edit.accepted:
+                reschedule_rollovers(scheduler, aggregator.config.site)
         due = aggregator.due_sources()
         if due:
-            report = aggregator.update(due)
+            report = aggregator.update(due)  # publishes, everything if the edit asks for it
             if on_update is not None:
                 on_update(report)
+        elif edit is not None and edit.accepted:
+            # A feed removed or renamed, a category changed: nothing is due,
+            # but the outputs no longer match the config.
+            rebuild("feeds.yaml edited", full=False)()
 
     def rebuild(reason: str, full: bool) -> Callable[[], None]:
         def job() -> None:
-            aggregator.publish(None if full else set())
+            follower.aggregator.publish(None if full else set())
             if on_publish is not None:
                 on_publish(reason)
 
@@ -62,18 +77,9 @@ def run_forever(
         id="poll",
         next_run_time=datetime.now(UTC),
     )
-    scheduler.add_job(
-        rebuild("day rollover", full=False),
-        CronTrigger(hour=0, minute=0, timezone=site.timezone),
-        id="midnight",
-    )
-    scheduler.add_job(
-        rebuild("daily digest cut", full=True),
-        CronTrigger(
-            hour=site.digest_time.hour, minute=site.digest_time.minute, timezone=site.timezone
-        ),
-        id="digest",
-    )
+    triggers = rollover_triggers(follower.aggregator.config.site)
+    scheduler.add_job(rebuild("day rollover", full=False), triggers[MIDNIGHT], id=MIDNIGHT)
+    scheduler.add_job(rebuild("daily digest cut", full=True), triggers[DIGEST], id=DIGEST)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         # SIGTERM often comes more than once: `make run` passes its own on to
@@ -94,6 +100,27 @@ def run_forever(
             # A poll under way is not waited for: the database and the
             # published files are consistent at every moment of one.
             scheduler.shutdown(wait=False)
+
+
+MIDNIGHT, DIGEST = "midnight", "digest"
+
+
+def rollover_triggers(site: SiteSettings) -> dict[str, CronTrigger]:
+    """When the digest rolls over to a new day, and when the daily cut is, in the site's zone."""
+    zone, cut = site.timezone, site.digest_time
+    return {
+        MIDNIGHT: CronTrigger(hour=0, minute=0, timezone=zone),
+        DIGEST: CronTrigger(hour=cut.hour, minute=cut.minute, timezone=zone),
+    }
+
+
+def reschedule_rollovers(scheduler: BaseScheduler, site: SiteSettings) -> None:
+    """Put the rollover jobs at an edited config's time zone and digest time.
+
+    Unchanged times come out at the same next run: a cron trigger counts from now.
+    """
+    for job_id, trigger in rollover_triggers(site).items():
+        scheduler.reschedule_job(job_id, trigger=trigger)
 
 
 class _Stopped(Exception):

@@ -202,6 +202,47 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
     assert "Offline A" in output
 
 
+def test_run_takes_up_feeds_yaml_edits_and_refuses_an_invalid_one_without_stopping(
+    write_config: ConfigWriter,
+) -> None:
+    """Sources are added to feeds.yaml while `run` runs; each edit takes effect
+    at the next check, and a broken one is reported while the last good one goes on."""
+    first = [Item("First story", "https://first.test/1")]
+    added = [Item("Added story", "https://added.test/1")]
+
+    def feed(title: str, items: list[Item]) -> Callable[[Request], Reply]:
+        headers = {"Content-Type": "application/rss+xml"}
+        return lambda _: Reply(body=rss(title, items), headers=headers)
+
+    with serve({"/first": feed("First", first), "/added": feed("Added", added)}) as s:
+        one = [{"url": s.url("/first"), "name": "First", "interval": "1s"}]
+        config = write_config(one)
+        index = config.parent / "var" / "public" / "index.html"
+
+        def on_page(text: str) -> Callable[[], bool]:
+            return lambda: index.exists() and text in index.read_text("utf-8")
+
+        process = _start_run(config)
+        try:
+            _wait_for(on_page("First story"), "the first feed's story on the digest page")
+            write_config([*one, {"url": s.url("/added"), "name": "Added"}])
+            _wait_for(on_page("Added story"), "the added feed's story on the digest page")
+            write_config([*one, {"url": "not a url"}])
+            first.append(Item("Later story", "https://first.test/2"))
+            _wait_for(on_page("Later story"), "a later story of the feed still configured")
+            write_config(one)
+            _wait_for(lambda: not on_page("Added story")(), "the removed feed's story leaving")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert f"{config} was edited: now in use (1 feed(s) added)." in output
+    assert f"  + {s.url('/added')}" in output
+    assert f"{config} was edited and is now invalid (1 problem(s))" in output
+    assert f"{config}:" in output and "feeds[1].url" in output
+    assert f"{config} was edited: now in use (1 removed)." in output
+
+
 def test_run_stops_once_however_many_sigterms_come_while_it_stops(
     write_config: ConfigWriter,
 ) -> None:
