@@ -388,7 +388,7 @@ def export_posts(
     type=click.FloatRange(min=1),
     default=30,
     show_default=True,
-    help="Seconds between checks for feeds that are due.",
+    help="Seconds between checks for feeds that are due and for edits of the config file.",
 )
 @click.pass_obj
 def run(state: CliState, tick: float) -> None:
