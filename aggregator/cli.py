@@ -436,8 +436,10 @@ def _now() -> str:
 def _print_config_edit(edit: ConfigEdit, path: Path) -> None:
     if not edit.accepted:
         err().print(
-            f"[bold red]{_now()} {path} was edited and is now invalid[/] "
-            f"({len(edit.problems)} problem(s)); still using it as it was before:"
+            f"{_now()} {path} was edited and is now invalid "
+            f"({len(edit.problems)} problem(s)); still using it as it was before:",
+            style="bold red",
+            markup=False,
         )
         for problem in edit.problems:
             err().print(f"  {problem}", markup=False)
