@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.config_cache import load_config
-from aggregator.core import Aggregator
+from aggregator.core import Aggregator, outputs_fingerprint
 from aggregator.errors import AggregatorError, ConfigError, ConfigProblem
 from aggregator.models import Config
 
@@ -30,6 +30,8 @@ class ConfigEdit:
 
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
+    #: The published files no longer match (a feed, category or page setting changed).
+    reshapes_outputs: bool = False
     #: Not empty: the edit was refused, and the previous version is still in use.
     problems: tuple[ConfigProblem, ...] = ()
 
@@ -82,6 +84,7 @@ def _difference(before: Config, after: Config) -> ConfigEdit:
     return ConfigEdit(
         added=tuple(feed.url for feed in after.feeds if feed.url not in old),
         removed=tuple(feed.url for feed in before.feeds if feed.url not in new),
+        reshapes_outputs=outputs_fingerprint(before) != outputs_fingerprint(after),
     )
 
 

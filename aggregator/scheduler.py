@@ -58,7 +58,7 @@ def run_forever(
             report = aggregator.update(due)  # publishes, everything if the edit asks for it
             if on_update is not None:
                 on_update(report)
-        elif edit is not None and edit.accepted:
+        elif edit is not None and edit.reshapes_outputs:
             # A feed removed or renamed, a category changed: nothing is due,
             # but the outputs no longer match the config.
             rebuild("feeds.yaml edited", full=False)()

@@ -59,7 +59,7 @@ def test_an_added_feed_is_taken_up_on_the_same_database_and_is_due_at_once(
 ) -> None:
     first = follower.aggregator
     _save(tmp_path, [A, B, C])
-    assert follower.check() == ConfigEdit(added=(C,))
+    assert follower.check() == ConfigEdit(added=(C,), reshapes_outputs=True)
     assert follower.aggregator is not first
     assert follower.aggregator.storage is first.storage
     assert _urls(follower.aggregator) == [A, B, C]
@@ -68,9 +68,19 @@ def test_an_added_feed_is_taken_up_on_the_same_database_and_is_due_at_once(
 
 def test_a_removed_feed_is_no_longer_polled(follower: ConfigFollower, tmp_path: Path) -> None:
     _save(tmp_path, [B])
-    assert follower.check() == ConfigEdit(removed=(A,))
+    assert follower.check() == ConfigEdit(removed=(A,), reshapes_outputs=True)
     assert [feed.url for feed in follower.aggregator.due_sources()] == [B]
     assert A not in [health.url for health in follower.aggregator.storage.health()]
+
+
+def test_an_edit_of_poll_settings_alone_leaves_the_outputs_as_they_are(
+    follower: ConfigFollower, tmp_path: Path
+) -> None:
+    _save(tmp_path, [A, B], interval="5m")
+    assert follower.check() == ConfigEdit(reshapes_outputs=False)
+    assert follower.aggregator.config.site.interval.total_seconds() == 300
+    _save(tmp_path, [A, B], interval="5m", title="Renamed digest")
+    assert follower.check() == ConfigEdit(reshapes_outputs=True)
 
 
 def test_a_file_saved_unchanged_is_no_edit(follower: ConfigFollower, tmp_path: Path) -> None:
@@ -97,7 +107,7 @@ def test_an_invalid_edit_is_reported_where_it_is_and_changes_nothing_until_put_r
     assert follower.aggregator is first
 
     _save(tmp_path, [A, C])
-    assert follower.check() == ConfigEdit(added=(C,), removed=(B,))
+    assert follower.check() == ConfigEdit(added=(C,), removed=(B,), reshapes_outputs=True)
 
 
 def test_a_file_that_is_gone_for_a_while_is_refused_then_taken_back(
