@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -149,6 +150,16 @@ def _stored_titles(config: Path) -> list[tuple[str]]:
         return db.execute("SELECT title FROM stories").fetchall()
 
 
+def _rss_route(title: str, items: list[Item]) -> Callable[[Request], Reply]:
+    """A route serving `items` as they are at each request, so a test can add to them."""
+    headers = {"Content-Type": "application/rss+xml"}
+    return lambda _: Reply(body=rss(title, items), headers=headers)
+
+
+def _page_shows(page: Path, text: str) -> Callable[[], bool]:
+    return lambda: page.exists() and text in page.read_text("utf-8")
+
+
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 60
     while not condition():
@@ -163,11 +174,7 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
     """`run` with sources unreachable but one still publishes a digest naming them,
     polls the reachable one again at its interval and republishes what it finds."""
     stories = [Item("Reachable story", "https://good.test/1")]
-
-    def good(_: Request) -> Reply:
-        return Reply(body=rss("Good", stories), headers={"Content-Type": "application/rss+xml"})
-
-    with serve({"/good": good}) as s:
+    with serve({"/good": _rss_route("Good", stories)}) as s:
         config = write_config(
             [
                 {"url": s.url("/good"), "name": "Reachable", "interval": "1s"},
@@ -177,19 +184,11 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
         )
         index = config.parent / "var" / "public" / "index.html"
         process = _start_run(config)
-
-        def wait_for_page(text: str) -> str:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if index.exists() and text in (page := index.read_text("utf-8")):
-                    return page
-                time.sleep(0.2)
-            raise AssertionError(f"{text!r} never appeared in {index}")
-
         try:
-            first_page = wait_for_page("Reachable story")
+            _wait_for(_page_shows(index, "Reachable story"), "the story on the digest page")
+            first_page = index.read_text("utf-8")
             stories.append(Item("Later story", "https://good.test/2"))
-            wait_for_page("Later story")
+            _wait_for(_page_shows(index, "Later story"), "the later story on the digest page")
         finally:
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=30)
@@ -210,18 +209,12 @@ def test_run_takes_up_feeds_yaml_edits_and_refuses_an_invalid_one_without_stoppi
     first = [Item("First story", "https://first.test/1")]
     added = [Item("Added story", "https://added.test/1")]
 
-    def feed(title: str, items: list[Item]) -> Callable[[Request], Reply]:
-        headers = {"Content-Type": "application/rss+xml"}
-        return lambda _: Reply(body=rss(title, items), headers=headers)
-
-    with serve({"/first": feed("First", first), "/added": feed("Added", added)}) as s:
+    with serve({"/first": _rss_route("First", first), "/added": _rss_route("Added", added)}) as s:
         one = [{"url": s.url("/first"), "name": "First", "interval": "1s"}]
         config = write_config(one)
         index = config.parent / "var" / "public" / "index.html"
 
-        def on_page(text: str) -> Callable[[], bool]:
-            return lambda: index.exists() and text in index.read_text("utf-8")
-
+        on_page = functools.partial(_page_shows, index)
         process = _start_run(config)
         try:
             _wait_for(on_page("First story"), "the first feed's story on the digest page")
