@@ -221,8 +221,9 @@ def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bo
         f"{len(report.results)} feeds: {len(report.results) - failed} ok, {failed} failed"
         f"{skipped}; {new} new and {updated} updated entries; "
         f"{len(report.published.written)} output files written, "
-        f"{len(report.published.unchanged)} unchanged.{unlisted}"
+        f"{len(report.published.unchanged)} unchanged{_removed(report.published)}.{unlisted}"
     )
+    _list_removed(report.published)
     for name, reason in report.skipped:
         say(f"Skipped {name}: {reason}")
     say(f"Digest: {output_dir / 'index.html'}")
@@ -268,8 +269,21 @@ def update(state: CliState, force: bool, every_feed: bool) -> None:
 # ------------------------------------------------------------------------- build
 
 
+def _removed(report: WriteReport) -> str:
+    """ ", 3 removed" when a build deleted the feeds of categories gone from feeds.yaml."""
+    return f", {len(report.removed)} removed" if report.removed else ""
+
+
+def _list_removed(report: WriteReport) -> None:
+    for path in report.removed:
+        say(f"Removed {path}: its category is no longer in the config.")
+
+
 def _print_write_report(report: WriteReport) -> None:
-    say(f"{len(report.written)} files written, {len(report.unchanged)} unchanged.")
+    say(
+        f"{len(report.written)} files written, {len(report.unchanged)} unchanged{_removed(report)}."
+    )
+    _list_removed(report)
 
 
 @main.command(epilog="Example:\n\n\b\n  aggregator build")
@@ -415,8 +429,9 @@ def run(state: CliState, tick: float) -> None:
             output_dir = follower.aggregator.config.site.output_dir
             _print_update_summary(update_report, output_dir, every_feed=False)
 
-        def published(reason: str) -> None:
+        def published(reason: str, written: WriteReport) -> None:
             say(f"{_now()} republished ({reason})")
+            _list_removed(written)
 
         def edited(edit: ConfigEdit) -> None:
             _print_config_edit(edit, state.config_path)

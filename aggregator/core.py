@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 ALL = Category(name="all", slug="all")
 #: storage meta key: the fingerprint of the config the outputs were last fully built from.
 OUTPUTS_KEY = "outputs_fingerprint"
+#: storage meta key: the slugs whose output feeds the last full build wrote (a JSON list).
+FEED_SLUGS_KEY = "published_feed_slugs"
 #: Stories read from the database at a time when exporting posts.
 EXPORT_BATCH = 200
 #: Polls that stored nothing (304s, errors) are written this many to a transaction.
@@ -569,8 +571,24 @@ class Aggregator:
                 story_ids=None if sync_all else changed_story_ids or set(),
             )
         if full:
+            report += self._retire_gone_categories()
             self.storage.set_meta(OUTPUTS_KEY, self._fingerprint)
         self.storage.set_meta(UNPUBLISHED_KEY, "0")
+        return report
+
+    def _retire_gone_categories(self) -> WriteReport:
+        """Delete the feeds that the last full build wrote and this one did not.
+
+        Only slugs recorded here are deleted, never a file found in the
+        folder: `feeds/` may hold files this program did not write.
+        """
+        from aggregator.publish import retire_feeds  # see _publish
+
+        current = sorted({ALL.slug, *(c.slug for c in self.config.categories)})
+        recorded = self.storage.get_meta(FEED_SLUGS_KEY)
+        gone = set(json.loads(recorded) if recorded else ()) - set(current)
+        report = retire_feeds(self.config.site, sorted(gone))
+        self.storage.set_meta(FEED_SLUGS_KEY, json.dumps(current))
         return report
 
     def _local_day(self, moment: datetime) -> date:

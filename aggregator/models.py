@@ -352,9 +352,15 @@ class WriteReport:
 
     written: tuple[Path, ...] = ()
     unchanged: tuple[Path, ...] = ()
+    #: Outputs that the config no longer has (the feeds of a category gone from feeds.yaml).
+    removed: tuple[Path, ...] = ()
 
     def __add__(self, other: WriteReport) -> WriteReport:
-        return WriteReport(self.written + other.written, self.unchanged + other.unchanged)
+        return WriteReport(
+            self.written + other.written,
+            self.unchanged + other.unchanged,
+            self.removed + other.removed,
+        )
 
 
 # --------------------------------------------------------------------------- decide / store

@@ -15,7 +15,7 @@ import html
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 DEFAULT_MIME_TYPE = "application/octet-stream"
+#: Each category is published in these formats, as `feeds/<slug>.<format>`.
+FEED_FORMATS = ("atom", "rss", "json")
 #: The date of a feed with no stories: fixed, so an empty feed is not rewritten every run.
 EMPTY_FEED_DATE = datetime(1970, 1, 1, tzinfo=UTC)
 ALL = Category(name="all", slug="all")
@@ -350,13 +352,33 @@ def publish_feeds(
         updated = max((item.updated for item in items), default=EMPTY_FEED_DATE)
         fg = _generator(site, category, items, updated)
         base = site.output_dir
-        atom, rss, jsonf = (feed_path(category.slug, ext) for ext in ("atom", "rss", "json"))
+        atom, rss, jsonf = (feed_path(category.slug, ext) for ext in FEED_FORMATS)
         _links(fg, site, site.base_url + atom, "application/atom+xml")
         report += _write(base / atom, fg.atom_str(pretty=True))
         _links(fg, site, site.base_url + rss, "application/rss+xml")
         report += _write(base / rss, fg.rss_str(pretty=True))
         report += _write(base / jsonf, _json_feed(site, category, items))
     return report
+
+
+def retire_feeds(site: SiteSettings, slugs: Iterable[str]) -> WriteReport:
+    """Delete the output feeds of categories that feeds.yaml no longer has.
+
+    Left in place, such a feed would stay frozen as it was when its category
+    went away, still carrying the stories of sources that were removed, and
+    its subscribers would never learn that it ended: a missing feed is an
+    error their readers show them.
+    """
+    removed: list[Path] = []
+    for slug in slugs:
+        for ext in FEED_FORMATS:
+            path = site.output_dir / feed_path(slug, ext)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return WriteReport(removed=tuple(removed))
 
 
 def publish_opml(site: SiteSettings, categories: Sequence[Category]) -> WriteReport:

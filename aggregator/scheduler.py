@@ -25,7 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.core import UpdateReport
 from aggregator.follow import ConfigEdit, ConfigFollower
-from aggregator.models import SiteSettings
+from aggregator.models import SiteSettings, WriteReport
 
 DEFAULT_TICK_SECONDS = 30
 
@@ -35,7 +35,7 @@ def run_forever(
     *,
     tick_seconds: float = DEFAULT_TICK_SECONDS,
     on_update: Callable[[UpdateReport], None] | None = None,
-    on_publish: Callable[[str], None] | None = None,
+    on_publish: Callable[[str, WriteReport], None] | None = None,
     on_edit: Callable[[ConfigEdit], None] | None = None,
 ) -> None:
     """Poll due feeds and republish until SIGINT/SIGTERM, following edits of feeds.yaml."""
@@ -65,9 +65,9 @@ def run_forever(
 
     def rebuild(reason: str, full: bool) -> Callable[[], None]:
         def job() -> None:
-            follower.aggregator.publish(None if full else set())
+            published = follower.aggregator.publish(None if full else set())
             if on_publish is not None:
-                on_publish(reason)
+                on_publish(reason, published)
 
         return job
 

@@ -213,18 +213,21 @@ def test_run_takes_up_feeds_yaml_edits_and_refuses_an_invalid_one_without_stoppi
         one = [{"url": s.url("/first"), "name": "First", "interval": "1s"}]
         config = write_config(one)
         index = config.parent / "var" / "public" / "index.html"
+        extra_feed = index.parent / "feeds" / "extra.atom"
 
         on_page = functools.partial(_page_shows, index)
         process = _start_run(config)
         try:
             _wait_for(on_page("First story"), "the first feed's story on the digest page")
-            write_config([*one, {"url": s.url("/added"), "name": "Added"}])
+            write_config([*one, {"url": s.url("/added"), "name": "Added", "categories": ["extra"]}])
             _wait_for(on_page("Added story"), "the added feed's story on the digest page")
+            assert "Added story" in extra_feed.read_text("utf-8")
             write_config([*one, {"url": "not a url"}])
             first.append(Item("Later story", "https://first.test/2"))
             _wait_for(on_page("Later story"), "a later story of the feed still configured")
             write_config(one)
             _wait_for(lambda: not on_page("Added story")(), "the removed feed's story leaving")
+            _wait_for(lambda: not extra_feed.exists(), "the feed of its category leaving")
         finally:
             process.send_signal(signal.SIGTERM)
             output, _ = process.communicate(timeout=30)
@@ -234,6 +237,7 @@ def test_run_takes_up_feeds_yaml_edits_and_refuses_an_invalid_one_without_stoppi
     assert f"{config} was edited and is now invalid (1 problem(s))" in output
     assert f"{config}:" in output and "feeds[1].url" in output
     assert f"{config} was edited: now in use (1 removed)." in output
+    assert f"Removed {extra_feed}: its category is no longer in the config." in output
 
 
 def test_run_stops_once_however_many_sigterms_come_while_it_stops(

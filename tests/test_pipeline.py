@@ -437,6 +437,50 @@ def test_config_change_is_published_by_the_next_update(
     assert "extra" in published(config, "index.html").read_text("utf-8")
 
 
+def test_a_category_gone_from_feeds_yaml_takes_its_output_feeds_with_it(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    """Its subscribers would otherwise read, forever, a feed frozen the day it went,
+    still carrying the stories of the source that was removed."""
+    routes = {
+        "/a": Reply(body=rss("A", [Item("Tech story", "https://a.test/1")]), headers=RSS),
+        "/b": Reply(body=rss("B", [Item("Photo story", "https://b.test/1")]), headers=RSS),
+    }
+    with serve(routes) as server:
+        a = {"url": server.url("/a"), "categories": ["tech"]}
+        config = write_config([a, {"url": server.url("/b"), "categories": ["photo"]}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        feeds = published(config, "feeds")
+        assert "Photo story" in (feeds / "photo.atom").read_text("utf-8")
+        (feeds / "mine.json").write_text("{}")  # not written by the aggregator: left alone
+
+        # The photo source removed, and the tech category given a slug of its own.
+        document = json.loads(config.read_text("utf-8"))
+        document["feeds"] = [a]
+        document["categories"] = {"tech": {"slug": "technology"}}
+        config.write_text(json.dumps(document), encoding="utf-8")
+        result = cli("--config", str(config), "update")
+
+    assert result.exit_code == 0, result.output
+    assert "6 removed" in result.output
+
+    def files(*slugs: str) -> list[str]:
+        return [f"{slug}.{ext}" for slug in slugs for ext in ("atom", "rss", "json")]
+
+    for name in files("photo", "tech"):
+        assert f"Removed {feeds / name}: its category is no longer in the config." in result.output
+    assert sorted(p.name for p in feeds.iterdir()) == sorted(
+        ["mine.json", *files("all", "technology")]
+    )
+    assert [e.title for e in parse_output(feeds / "technology.atom").entries] == ["Tech story"]
+    assert "photo" not in published(config, "feeds.opml").read_text("utf-8")
+
+    # Nothing more to remove: a build says so, and leaves the user's file.
+    result = cli("--config", str(config), "build")
+    assert result.exit_code == 0 and "removed" not in result.output.lower(), result.output
+    assert (feeds / "mine.json").read_text() == "{}"
+
+
 def test_stories_stored_by_a_run_killed_before_publishing_are_published_next_time(
     write_config: ConfigWriter, cli: Cli
 ) -> None:
