@@ -289,7 +289,10 @@ def _print_write_report(report: WriteReport) -> None:
 @main.command(epilog="Example:\n\n\b\n  aggregator build")
 @click.pass_obj
 def build(state: CliState) -> None:
-    """Regenerate every output feed and digest page from the database, without polling."""
+    """Regenerate every output feed and digest page from the database, without polling.
+
+    The feeds of a category no longer in the config are deleted, and listed.
+    """
     with opened(state) as aggregator:
         report = aggregator.publish(None)
         _print_write_report(report)
