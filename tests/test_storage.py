@@ -486,12 +486,14 @@ def test_rows_given_to_the_driver_are_stored_as_sqlalchemy_stores_them(database_
     via_driver = NewStory("e1", "h1", "https://x.test/1", "uid-driver", fields)
     via_core = NewStory("e2", "h2", "https://x.test/2", "uid-core", fields)
     with storage.engine.begin() as connection:
-        storage_module._INSERT_STORY.run(
-            connection, [storage_module._story_row(via_driver, feed_id, NOW)]
+        storage_module.INSERT_STORY.run(
+            connection, [storage_module.story_row(via_driver, feed_id, NOW)]
         )
-        columns = [c.name for c in storage_module._STORIES.c if c.name != "id"]
-        row = storage_module._story_row(via_core, feed_id, NOW)
-        connection.execute(insert(storage_module._STORIES), [dict(zip(columns, row, strict=True))])
+        columns = [c.name for c in storage_module.STORIES_TABLE.c if c.name != "id"]
+        row = storage_module.story_row(via_core, feed_id, NOW)
+        connection.execute(
+            insert(storage_module.STORIES_TABLE), [dict(zip(columns, row, strict=True))]
+        )
     with storage.engine.connect() as connection:
         # As the database holds them: a text query's values get no type processing.
         stored = connection.execute(text("SELECT * FROM stories ORDER BY id")).mappings().all()
@@ -514,7 +516,7 @@ def test_rows_updated_through_the_driver_are_stored_as_sqlalchemy_stores_them(
     from sqlalchemy import text, update
 
     from aggregator.storage.feeds import _UPDATE_FEED
-    from aggregator.storage.schema import _FEEDS as feeds
+    from aggregator.storage.schema import FEEDS_TABLE as feeds
 
     storage = open_db(database_url)
     states = storage.feed_states()
@@ -550,6 +552,8 @@ def test_rows_updated_through_the_driver_are_stored_as_sqlalchemy_stores_them(
 
 def test_a_bulk_insert_must_name_every_column_with_a_default(database_url: str) -> None:
     storage = open_db(database_url)
-    partial = storage_module._RowInsert(storage_module._POLLS, "feed_id", "started_at", "duration")
+    partial = storage_module.RowInsert(
+        storage_module.POLLS_TABLE, "feed_id", "started_at", "duration"
+    )
     with storage.engine.begin() as connection, pytest.raises(ValueError, match="wire_bytes"):
         partial.run(connection, [(1, NOW, 0.5)])

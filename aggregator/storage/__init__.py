@@ -15,7 +15,8 @@ and the parts it builds on, never this one:
 - `digest`: `DigestReader`, the digest's narrow reads.
 
 This module is the package's public face: the rest of the program and the
-tests import from here.
+tests import from here. Names shared between the package's modules carry no
+leading underscore; each module keeps its underscore names to itself.
 """
 
 from __future__ import annotations
@@ -23,34 +24,34 @@ from __future__ import annotations
 from aggregator.storage.digest import DigestReader
 from aggregator.storage.facade import Storage
 from aggregator.storage.feeds import POLL_HISTORY_DAYS
-from aggregator.storage.ingest import _INSERT_STORY, _story_row
+from aggregator.storage.ingest import INSERT_STORY, story_row
 from aggregator.storage.opening import MIGRATIONS, PAGE_SIZE, SCHEMA_REVISION, migrate, open_storage
-from aggregator.storage.rows import _RowInsert
+from aggregator.storage.rows import RowInsert
 from aggregator.storage.schema import (
-    _POLLS,
-    _STORIES,
     METADATA,
+    POLLS_TABLE,
+    STORIES_TABLE,
     UNPUBLISHED_KEY,
     CompressedText,
     UTCDateTime,
 )
 
 __all__ = [
+    "INSERT_STORY",
     "METADATA",
     "MIGRATIONS",
     "PAGE_SIZE",
+    "POLLS_TABLE",
     "POLL_HISTORY_DAYS",
     "SCHEMA_REVISION",
+    "STORIES_TABLE",
     "UNPUBLISHED_KEY",
-    "_INSERT_STORY",
-    "_POLLS",
-    "_STORIES",
     "CompressedText",
     "DigestReader",
+    "RowInsert",
     "Storage",
     "UTCDateTime",
-    "_RowInsert",
-    "_story_row",
     "migrate",
     "open_storage",
+    "story_row",
 ]

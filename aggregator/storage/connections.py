@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from aggregator.models import PollRecord
-from aggregator.storage.schema import _META
+from aggregator.storage.schema import META_TABLE
 
 
 class Connections:
@@ -50,7 +50,9 @@ class Connections:
 
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as connection:
-            value: str | None = connection.scalar(select(_META.c.value).where(_META.c.key == key))
+            value: str | None = connection.scalar(
+                select(META_TABLE.c.value).where(META_TABLE.c.key == key)
+            )
             return value
 
     def set_meta(self, key: str, value: str) -> None:
@@ -58,6 +60,8 @@ class Connections:
             self._set_meta(connection, key, value)
 
     def _set_meta(self, connection: Connection, key: str, value: str) -> None:
-        found = connection.execute(update(_META).where(_META.c.key == key).values(value=value))
+        found = connection.execute(
+            update(META_TABLE).where(META_TABLE.c.key == key).values(value=value)
+        )
         if found.rowcount == 0:
-            connection.execute(insert(_META).values(key=key, value=value))
+            connection.execute(insert(META_TABLE).values(key=key, value=value))

@@ -27,37 +27,37 @@ from sqlalchemy import (
 )
 
 from aggregator.models import DigestMember, DigestStory, SourceRef
-from aggregator.storage.rows import _chunks, _has_active_source, _has_categorised_source
+from aggregator.storage.rows import has_active_source, has_categorised_source, in_chunks
 from aggregator.storage.schema import (
-    _CARD_FIELDS,
-    _CARDS,
-    _FEED_CATEGORIES,
-    _FEEDS,
-    _SOURCES,
-    _STORIES,
+    CARD_FIELDS,
+    CARDS_TABLE,
+    FEED_CATEGORIES_TABLE,
+    FEEDS_TABLE,
+    SOURCES_TABLE,
+    STORIES_TABLE,
 )
 
 # What a digest card copies of its story as it is (see make_cards).
 _CARD_COLUMNS = (
-    _STORIES.c.id,
-    _STORIES.c.title,
-    _STORIES.c.link,
-    _STORIES.c.thumbnail,
-    _STORIES.c.published,
-    _STORIES.c.first_seen,
+    STORIES_TABLE.c.id,
+    STORIES_TABLE.c.title,
+    STORIES_TABLE.c.link,
+    STORIES_TABLE.c.thumbnail,
+    STORIES_TABLE.c.published,
+    STORIES_TABLE.c.first_seen,
 )
 # A story's digest card, copied from its row: its own feed as the list (see make_cards).
-_CARDS_FROM_STORIES = insert(_CARDS).from_select(
-    list(_CARD_FIELDS),
+_CARDS_FROM_STORIES = insert(CARDS_TABLE).from_select(
+    list(CARD_FIELDS),
     select(
         *_CARD_COLUMNS,
-        _STORIES.c.primary_feed_id.cast(Text),
-        func.coalesce(_STORIES.c.excerpt, ""),
-    ).where(_STORIES.c.id.in_(bindparam("story_ids", expanding=True))),
+        STORIES_TABLE.c.primary_feed_id.cast(Text),
+        func.coalesce(STORIES_TABLE.c.excerpt, ""),
+    ).where(STORIES_TABLE.c.id.in_(bindparam("story_ids", expanding=True))),
 )
 _SET_CARD_FEEDS_AND_EXCERPT = (
-    update(_CARDS)
-    .where(_CARDS.c.story_id == bindparam("id_"))
+    update(CARDS_TABLE)
+    .where(CARDS_TABLE.c.story_id == bindparam("id_"))
     .values(feeds=bindparam("feeds_"), excerpt=bindparam("excerpt_"))
 )
 
@@ -65,15 +65,23 @@ _SORT_KEY = "sort_key"
 _MEMBER = "m"
 
 
-def _digest_feeds(connection: Connection) -> dict[int, SourceRef]:
+def digest_feeds(connection: Connection) -> dict[int, SourceRef]:
     """Every active feed as digest cards name it, with its categories in config order."""
     categories: dict[int, list[str]] = defaultdict(list)
-    query = select(_FEED_CATEGORIES.c.feed_id, _FEED_CATEGORIES.c.category).order_by(
-        _FEED_CATEGORIES.c.feed_id, _FEED_CATEGORIES.c.position, _FEED_CATEGORIES.c.category
+    query = select(FEED_CATEGORIES_TABLE.c.feed_id, FEED_CATEGORIES_TABLE.c.category).order_by(
+        FEED_CATEGORIES_TABLE.c.feed_id,
+        FEED_CATEGORIES_TABLE.c.position,
+        FEED_CATEGORIES_TABLE.c.category,
     )
     for feed_id, category in connection.execute(query):
         categories[feed_id].append(category)
-    feeds = select(_FEEDS.c.id, _FEEDS.c.url, _FEEDS.c.name, _FEEDS.c.title, _FEEDS.c.site_link)
+    feeds = select(
+        FEEDS_TABLE.c.id,
+        FEEDS_TABLE.c.url,
+        FEEDS_TABLE.c.name,
+        FEEDS_TABLE.c.title,
+        FEEDS_TABLE.c.site_link,
+    )
     return {
         feed_id: SourceRef(
             feed_url=url,
@@ -82,7 +90,9 @@ def _digest_feeds(connection: Connection) -> dict[int, SourceRef]:
             channel_title=title,
             categories=tuple(categories.get(feed_id, ())),
         )
-        for feed_id, url, name, title, site_link in connection.execute(feeds.where(_FEEDS.c.active))
+        for feed_id, url, name, title, site_link in connection.execute(
+            feeds.where(FEEDS_TABLE.c.active)
+        )
     }
 
 
@@ -123,26 +133,34 @@ class DigestReader:
         """(category, story id, key, published) of a day's stories: of one category, of
         every category (`all_`), or of none (`category` None)."""
         categorised = all_ or category is not None
-        key = func.min(_SOURCES.c.id).label(_SORT_KEY)
+        key = func.min(SOURCES_TABLE.c.id).label(_SORT_KEY)
         query = (
             select(
-                (_FEED_CATEGORIES.c.category if categorised else null()).label("category"),
-                _STORIES.c.id.label("story_id"),
+                (FEED_CATEGORIES_TABLE.c.category if categorised else null()).label("category"),
+                STORIES_TABLE.c.id.label("story_id"),
                 key,
-                _STORIES.c.published.label("published"),
+                STORIES_TABLE.c.published.label("published"),
             )
-            .select_from(_SOURCES)
-            .join(_FEEDS, _FEEDS.c.id == _SOURCES.c.feed_id)
-            .join(_STORIES, _STORIES.c.id == _SOURCES.c.story_id)
-            .where(_FEEDS.c.active, _STORIES.c.first_seen >= start, _STORIES.c.first_seen < end)
+            .select_from(SOURCES_TABLE)
+            .join(FEEDS_TABLE, FEEDS_TABLE.c.id == SOURCES_TABLE.c.feed_id)
+            .join(STORIES_TABLE, STORIES_TABLE.c.id == SOURCES_TABLE.c.story_id)
+            .where(
+                FEEDS_TABLE.c.active,
+                STORIES_TABLE.c.first_seen >= start,
+                STORIES_TABLE.c.first_seen < end,
+            )
         )
         if not categorised:
-            return query.where(~_has_categorised_source(_STORIES.c.id)).group_by(_STORIES.c.id)
-        query = query.join(_FEED_CATEGORIES, _FEED_CATEGORIES.c.feed_id == _SOURCES.c.feed_id)
+            return query.where(~has_categorised_source(STORIES_TABLE.c.id)).group_by(
+                STORIES_TABLE.c.id
+            )
+        query = query.join(
+            FEED_CATEGORIES_TABLE, FEED_CATEGORIES_TABLE.c.feed_id == SOURCES_TABLE.c.feed_id
+        )
         if category is not None:
-            query = query.where(_FEED_CATEGORIES.c.category == category)
+            query = query.where(FEED_CATEGORIES_TABLE.c.category == category)
         # Grouped by the story's primary key, so PostgreSQL takes `published` too.
-        return query.group_by(_FEED_CATEGORIES.c.category, _STORIES.c.id)
+        return query.group_by(FEED_CATEGORIES_TABLE.c.category, STORIES_TABLE.c.id)
 
     def _with_cards(self, grouped: Any) -> tuple[Any, Any]:
         """The grouped rows with their stories' cards, when made (outer join), and the
@@ -153,13 +171,13 @@ class DigestReader:
             member.c.sort_key,
             member.c.published,
             member.c.story_id,
-            _CARDS.c.title,
-            _CARDS.c.link,
-            _CARDS.c.thumbnail,
-            _CARDS.c.first_seen,
-            _CARDS.c.feeds,
-            _CARDS.c.excerpt,
-        ).outerjoin(_CARDS, _CARDS.c.story_id == member.c.story_id), member
+            CARDS_TABLE.c.title,
+            CARDS_TABLE.c.link,
+            CARDS_TABLE.c.thumbnail,
+            CARDS_TABLE.c.first_seen,
+            CARDS_TABLE.c.feeds,
+            CARDS_TABLE.c.excerpt,
+        ).outerjoin(CARDS_TABLE, CARDS_TABLE.c.story_id == member.c.story_id), member
 
     def _members(
         self, query: Any, params: Mapping[str, Any] | None = None, *, stream: bool = False
@@ -223,10 +241,10 @@ class DigestReader:
     ) -> list[DigestMember]:
         """Where the given stories stand, for those first seen in [start, end)."""
         found: list[DigestMember] = []
-        for chunk in _chunks(sorted(set(story_ids))):
+        for chunk in in_chunks(sorted(set(story_ids))):
             for all_ in (True, False) if self._uncategorised else (True,):
                 grouped = self._grouped(start, end, None, all_=all_)
-                query, _ = self._with_cards(grouped.where(_STORIES.c.id.in_(chunk)))
+                query, _ = self._with_cards(grouped.where(STORIES_TABLE.c.id.in_(chunk)))
                 found.extend(self._members(query))
         return found
 
@@ -250,24 +268,24 @@ class DigestReader:
         grouped = (
             select(
                 (null() if category is None else literal(category)).label("category"),
-                _STORIES.c.id.label("story_id"),
-                func.min(_SOURCES.c.id).label(_SORT_KEY),
-                _STORIES.c.published.label("published"),
+                STORIES_TABLE.c.id.label("story_id"),
+                func.min(SOURCES_TABLE.c.id).label(_SORT_KEY),
+                STORIES_TABLE.c.published.label("published"),
             )
-            .select_from(_SOURCES)
-            .join(_STORIES, _STORIES.c.id == _SOURCES.c.story_id)
+            .select_from(SOURCES_TABLE)
+            .join(STORIES_TABLE, STORIES_TABLE.c.id == SOURCES_TABLE.c.story_id)
             .where(
-                _SOURCES.c.feed_id.in_(self._feeds_of.get(category, [])),
-                _SOURCES.c.id >= key_from,
-                _SOURCES.c.id < key_to,
-                _STORIES.c.first_seen >= bindparam("start"),
-                _STORIES.c.first_seen < bindparam("end"),
-                ~_has_active_source(_SOURCES.c.story_id, category, below=key_from),
+                SOURCES_TABLE.c.feed_id.in_(self._feeds_of.get(category, [])),
+                SOURCES_TABLE.c.id >= key_from,
+                SOURCES_TABLE.c.id < key_to,
+                STORIES_TABLE.c.first_seen >= bindparam("start"),
+                STORIES_TABLE.c.first_seen < bindparam("end"),
+                ~has_active_source(SOURCES_TABLE.c.story_id, category, below=key_from),
             )
-            .group_by(_STORIES.c.id)
+            .group_by(STORIES_TABLE.c.id)
         )
         if category is None:
-            grouped = grouped.where(~_has_categorised_source(_STORIES.c.id))
+            grouped = grouped.where(~has_categorised_source(STORIES_TABLE.c.id))
         query, member = self._with_cards(grouped)
         return query.order_by(member.c.sort_key)
 
@@ -282,17 +300,17 @@ class DigestReader:
     def stories(self, story_ids: Iterable[int]) -> dict[int, DigestStory]:
         """The cards of the given stories, by id; stories without one are left out."""
         found: dict[int, DigestStory] = {}
-        for chunk in _chunks(sorted(set(story_ids))):
+        for chunk in in_chunks(sorted(set(story_ids))):
             query = select(
-                _CARDS.c.story_id,
-                _CARDS.c.title,
-                _CARDS.c.published,
-                _CARDS.c.link,
-                _CARDS.c.thumbnail,
-                _CARDS.c.first_seen,
-                _CARDS.c.feeds,
-                _CARDS.c.excerpt,
-            ).where(_CARDS.c.story_id.in_(chunk))
+                CARDS_TABLE.c.story_id,
+                CARDS_TABLE.c.title,
+                CARDS_TABLE.c.published,
+                CARDS_TABLE.c.link,
+                CARDS_TABLE.c.thumbnail,
+                CARDS_TABLE.c.first_seen,
+                CARDS_TABLE.c.feeds,
+                CARDS_TABLE.c.excerpt,
+            ).where(CARDS_TABLE.c.story_id.in_(chunk))
             for row in self._connection.execute(query):
                 found[row[0]] = self._story(*row)
         return found
@@ -313,18 +331,20 @@ class DigestReader:
         """
         made: list[dict[str, Any]] = []
         with self._engine.begin() as connection:
-            for chunk in _chunks(sorted(set(story_ids))):
+            for chunk in in_chunks(sorted(set(story_ids))):
                 feeds: dict[int, dict[int, None]] = defaultdict(dict)
                 of_stories = (
-                    select(_SOURCES.c.story_id, _SOURCES.c.feed_id)
-                    .where(_SOURCES.c.story_id.in_(chunk))
-                    .order_by(_SOURCES.c.story_id, _SOURCES.c.first_seen, _SOURCES.c.id)
+                    select(SOURCES_TABLE.c.story_id, SOURCES_TABLE.c.feed_id)
+                    .where(SOURCES_TABLE.c.story_id.in_(chunk))
+                    .order_by(
+                        SOURCES_TABLE.c.story_id, SOURCES_TABLE.c.first_seen, SOURCES_TABLE.c.id
+                    )
                 )
                 for story_id, feed_id in connection.execute(of_stories):
                     feeds[story_id][feed_id] = None
                 query = select(
-                    *_CARD_COLUMNS, _STORIES.c.primary_feed_id, _STORIES.c.excerpt
-                ).where(_STORIES.c.id.in_(chunk))
+                    *_CARD_COLUMNS, STORIES_TABLE.c.primary_feed_id, STORIES_TABLE.c.excerpt
+                ).where(STORIES_TABLE.c.id.in_(chunk))
                 cards = []
                 copied_right: set[int] = set()  # cards the database copies as they should be
                 for (
@@ -355,12 +375,12 @@ class DigestReader:
                     )
                 unmade = {card["story_id"]: card for card in cards if card["excerpt"] is None}
                 if unmade:
-                    bodies = select(_STORIES.c.id, _STORIES.c.summary, _STORIES.c.content).where(
-                        _STORIES.c.id.in_(sorted(unmade))
-                    )
+                    bodies = select(
+                        STORIES_TABLE.c.id, STORIES_TABLE.c.summary, STORIES_TABLE.c.content
+                    ).where(STORIES_TABLE.c.id.in_(sorted(unmade)))
                     for story_id, summary, content in connection.execute(bodies):
                         unmade[story_id]["excerpt"] = excerpt(summary, content)
-                connection.execute(delete(_CARDS).where(_CARDS.c.story_id.in_(chunk)))
+                connection.execute(delete(CARDS_TABLE).where(CARDS_TABLE.c.story_id.in_(chunk)))
                 if cards:
                     # Copied within the database, each with its story's own feed as
                     # its list; the few cross-posts and cards without an excerpt

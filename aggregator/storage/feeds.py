@@ -21,8 +21,14 @@ from aggregator.models import (
     PollRecord,
 )
 from aggregator.storage.connections import Connections
-from aggregator.storage.rows import _chunks, _RowInsert, _RowUpdate
-from aggregator.storage.schema import _FEED_CATEGORIES, _FEEDS, _POLLS, _SOURCES, UNPUBLISHED_KEY
+from aggregator.storage.rows import RowInsert, RowUpdate, in_chunks
+from aggregator.storage.schema import (
+    FEED_CATEGORIES_TABLE,
+    FEEDS_TABLE,
+    POLLS_TABLE,
+    SOURCES_TABLE,
+    UNPUBLISHED_KEY,
+)
 
 POLL_HISTORY_DAYS = 30
 
@@ -97,9 +103,9 @@ def _feed_values(poll: PollRecord) -> dict[str, Any]:
     return values
 
 
-_UPDATE_FEED = _RowUpdate(_FEEDS)
-_INSERT_POLL = _RowInsert(
-    _POLLS,
+_UPDATE_FEED = RowUpdate(FEEDS_TABLE)
+_INSERT_POLL = RowInsert(
+    POLLS_TABLE,
     *("feed_id", "started_at", "duration", "http_status", "wire_bytes", "error", "warning"),
     *("new_entries", "updated_entries"),
 )
@@ -114,7 +120,7 @@ class Feeds(Connections):
         Every run starts here: an unchanged config writes nothing.
         """
         with self.engine.begin() as connection:
-            rows = {row.url: row for row in connection.execute(select(_FEEDS))}
+            rows = {row.url: row for row in connection.execute(select(FEEDS_TABLE))}
             wanted = {source.url for source in sources}
             retired = [row.id for row in rows.values() if row.active and row.url not in wanted]
             new: list[dict[str, Any]] = []
@@ -131,15 +137,15 @@ class Feeds(Connections):
                     new.append({"url": source.url, "state": "new", "next_check": now, **values})
                 elif any(getattr(row, name) != value for name, value in values.items()):
                     changed.append((row.id, values))
-            for chunk in _chunks(retired):
+            for chunk in in_chunks(retired):
                 connection.execute(
-                    update(_FEEDS).where(_FEEDS.c.id.in_(chunk)).values(active=False)
+                    update(FEEDS_TABLE).where(FEEDS_TABLE.c.id.in_(chunk)).values(active=False)
                 )
             _UPDATE_FEED.run(connection, changed)
             if new:
-                connection.execute(insert(_FEEDS), new)
+                connection.execute(insert(FEEDS_TABLE), new)
             if retired or changed or new:
-                rows = {row.url: row for row in connection.execute(select(_FEEDS))}
+                rows = {row.url: row for row in connection.execute(select(FEEDS_TABLE))}
             links = [
                 {"feed_id": rows[s.url].id, "category": c, "position": position}
                 for s in sources
@@ -147,30 +153,30 @@ class Feeds(Connections):
             ]
             stored = connection.execute(
                 select(
-                    _FEED_CATEGORIES.c.feed_id,
-                    _FEED_CATEGORIES.c.category,
-                    _FEED_CATEGORIES.c.position,
+                    FEED_CATEGORIES_TABLE.c.feed_id,
+                    FEED_CATEGORIES_TABLE.c.category,
+                    FEED_CATEGORIES_TABLE.c.position,
                 )
             )
             if {tuple(link.values()) for link in links} != set(map(tuple, stored)):
-                connection.execute(delete(_FEED_CATEGORIES))
+                connection.execute(delete(FEED_CATEGORIES_TABLE))
                 if links:
-                    connection.execute(insert(_FEED_CATEGORIES), links)
+                    connection.execute(insert(FEED_CATEGORIES_TABLE), links)
             return {s.url: _feed_state(rows[s.url]) for s in sources}
 
     def feed_states(self) -> dict[str, FeedState]:
         with self.engine.connect() as connection:
-            rows = connection.execute(select(_FEEDS).where(_FEEDS.c.active))
+            rows = connection.execute(select(FEEDS_TABLE).where(FEEDS_TABLE.c.active))
             return {row.url: _feed_state(row) for row in rows}
 
     def due_feeds(self, now: datetime) -> list[str]:
         """URLs of active feeds whose next check has come (the database says what is due)."""
         with self.engine.connect() as connection:
             query = (
-                select(_FEEDS.c.url)
-                .where(_FEEDS.c.active, _FEEDS.c.state != "gone")
-                .where((_FEEDS.c.next_check.is_(None)) | (_FEEDS.c.next_check <= now))
-                .order_by(_FEEDS.c.next_check, _FEEDS.c.position)
+                select(FEEDS_TABLE.c.url)
+                .where(FEEDS_TABLE.c.active, FEEDS_TABLE.c.state != "gone")
+                .where((FEEDS_TABLE.c.next_check.is_(None)) | (FEEDS_TABLE.c.next_check <= now))
+                .order_by(FEEDS_TABLE.c.next_check, FEEDS_TABLE.c.position)
             )
             return list(connection.scalars(query))
 
@@ -187,9 +193,9 @@ class Feeds(Connections):
     def _write_polls(self, connection: Connection, polls: Sequence[PollRecord]) -> None:
         """The poll rows and what each poll leaves on its feed's row."""
         previous: dict[int, tuple[str, str | None]] = {}
-        for chunk in _chunks(sorted({p.feed_id for p in polls})):
-            query = select(_FEEDS.c.id, _FEEDS.c.state, _FEEDS.c.last_error).where(
-                _FEEDS.c.id.in_(chunk)
+        for chunk in in_chunks(sorted({p.feed_id for p in polls})):
+            query = select(FEEDS_TABLE.c.id, FEEDS_TABLE.c.state, FEEDS_TABLE.c.last_error).where(
+                FEEDS_TABLE.c.id.in_(chunk)
             )
             for feed_id, state, error in connection.execute(query):
                 previous[feed_id] = (state, error)
@@ -204,7 +210,7 @@ class Feeds(Connections):
         """Poll history is for diagnosis; a month of it is plenty."""
         cutoff = now - timedelta(days=POLL_HISTORY_DAYS)
         with self.engine.begin() as connection:
-            connection.execute(delete(_POLLS).where(_POLLS.c.started_at < cutoff))
+            connection.execute(delete(POLLS_TABLE).where(POLLS_TABLE.c.started_at < cutoff))
 
     def health(self, *, failing_only: bool = False) -> list[FeedHealth]:
         """Every active feed's last poll and entry count, in config order.
@@ -214,11 +220,13 @@ class Feeds(Connections):
         """
         with self.engine.connect() as connection:
             counts: dict[int, int] = {}
-            query = select(_FEEDS).where(_FEEDS.c.active).order_by(_FEEDS.c.position)
+            query = select(FEEDS_TABLE).where(FEEDS_TABLE.c.active).order_by(FEEDS_TABLE.c.position)
             if failing_only:
-                query = query.where(_FEEDS.c.state.not_in(("ok", "new")))
+                query = query.where(FEEDS_TABLE.c.state.not_in(("ok", "new")))
             else:
-                by_feed = select(_SOURCES.c.feed_id, func.count()).group_by(_SOURCES.c.feed_id)
+                by_feed = select(SOURCES_TABLE.c.feed_id, func.count()).group_by(
+                    SOURCES_TABLE.c.feed_id
+                )
                 counts.update((feed_id, n) for feed_id, n in connection.execute(by_feed))
             rows = connection.execute(query).all()
             found = [

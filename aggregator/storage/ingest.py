@@ -1,7 +1,7 @@
 """Storing documents: what deciding one needs, and its intents written, in batches.
 
 The hot path of a poll, apart from what publishing reads: its statements are built
-once, and its inserts go through the driver (see `rows._RowInsert`).
+once, and its inserts go through the driver (see `rows.RowInsert`).
 """
 
 from __future__ import annotations
@@ -22,40 +22,48 @@ from aggregator.models import (
     StoryFields,
 )
 from aggregator.storage.feeds import Feeds
-from aggregator.storage.rows import _chunks, _enclosures_from_json, _enclosures_to_json, _RowInsert
-from aggregator.storage.schema import _CARD_FIELDS, _CARDS, _SOURCES, _STORIES, UNPUBLISHED_KEY
+from aggregator.storage.rows import RowInsert, enclosures_from_json, enclosures_to_json, in_chunks
+from aggregator.storage.schema import (
+    CARD_FIELDS,
+    CARDS_TABLE,
+    SOURCES_TABLE,
+    STORIES_TABLE,
+    UNPUBLISHED_KEY,
+)
 
 # The reads every stored document makes, built once (building a statement and
 # its cache key cost more than running it on a first poll's small lookups) and
 # on the tables, not the mapped classes: the ORM's handling of each execution
 # was a tenth of a first poll's storing.
 _SOURCE_COLUMNS = (
-    _SOURCES.c.id,
-    _SOURCES.c.feed_id,
-    _SOURCES.c.entry_id,
-    _SOURCES.c.story_id,
-    _SOURCES.c.content_hash,
+    SOURCES_TABLE.c.id,
+    SOURCES_TABLE.c.feed_id,
+    SOURCES_TABLE.c.entry_id,
+    SOURCES_TABLE.c.story_id,
+    SOURCES_TABLE.c.content_hash,
 )  # StoredSource's fields, in order
 _SOURCES_BY_ENTRY_ID = select(*_SOURCE_COLUMNS).where(
-    _SOURCES.c.feed_id == bindparam("feed_id"),
-    _SOURCES.c.entry_id.in_(bindparam("entry_ids", expanding=True)),
+    SOURCES_TABLE.c.feed_id == bindparam("feed_id"),
+    SOURCES_TABLE.c.entry_id.in_(bindparam("entry_ids", expanding=True)),
 )
 _SOURCES_BY_STORY_ID = select(*_SOURCE_COLUMNS).where(
-    _SOURCES.c.feed_id == bindparam("feed_id"),
-    _SOURCES.c.story_id.in_(bindparam("story_ids", expanding=True)),
+    SOURCES_TABLE.c.feed_id == bindparam("feed_id"),
+    SOURCES_TABLE.c.story_id.in_(bindparam("story_ids", expanding=True)),
 )
-_STORIES_BY_LINK_KEY = select(_STORIES.c.id, _STORIES.c.link_key).where(
-    _STORIES.c.link_key.in_(bindparam("link_keys", expanding=True))
+_STORIES_BY_LINK_KEY = select(STORIES_TABLE.c.id, STORIES_TABLE.c.link_key).where(
+    STORIES_TABLE.c.link_key.in_(bindparam("link_keys", expanding=True))
 )
 _RECENT_FINGERPRINTS = (
-    select(_SOURCES.c.content_hash)
-    .where(_SOURCES.c.feed_id == bindparam("feed_id"))
-    .order_by(_SOURCES.c.id.desc())
+    select(SOURCES_TABLE.c.content_hash)
+    .where(SOURCES_TABLE.c.feed_id == bindparam("feed_id"))
+    .order_by(SOURCES_TABLE.c.id.desc())
     .limit(bindparam("limit"))
 )
-_STORIES_BY_ID = select(_STORIES).where(_STORIES.c.id.in_(bindparam("story_ids", expanding=True)))
-_STORY_IDS_BY_UID = select(_STORIES.c.uid, _STORIES.c.id).where(
-    _STORIES.c.uid.in_(bindparam("uids", expanding=True))
+_STORIES_BY_ID = select(STORIES_TABLE).where(
+    STORIES_TABLE.c.id.in_(bindparam("story_ids", expanding=True))
+)
+_STORY_IDS_BY_UID = select(STORIES_TABLE.c.uid, STORIES_TABLE.c.id).where(
+    STORIES_TABLE.c.uid.in_(bindparam("uids", expanding=True))
 )
 
 
@@ -71,7 +79,7 @@ def _fields_to_columns(fields: StoryFields) -> dict[str, Any]:
         "published": fields.published,
         "updated": fields.updated,
         "tags": list(fields.tags),
-        "enclosures": _enclosures_to_json(fields.enclosures),
+        "enclosures": enclosures_to_json(fields.enclosures),
         "raw_body": fields.raw_body,
     }
 
@@ -87,19 +95,19 @@ def _fields_of(row: Row[Any]) -> StoryFields:
         published=row.published,
         updated=row.updated,
         tags=tuple(row.tags or ()),
-        enclosures=_enclosures_from_json(row.enclosures),
+        enclosures=enclosures_from_json(row.enclosures),
         raw_body=row.raw_body,
         excerpt=row.excerpt,
     )
 
 
-def _story_row(story: NewStory, feed_id: int, now: datetime) -> tuple[Any, ...]:
-    """A row of the stories table, in `_INSERT_STORY`'s order."""
+def story_row(story: NewStory, feed_id: int, now: datetime) -> tuple[Any, ...]:
+    """A row of the stories table, in `INSERT_STORY`'s order."""
     f = story.fields
     return (
         *(story.uid, story.link_key, feed_id, f.title, f.link, f.author, f.summary, f.content),
         *(f.excerpt, f.thumbnail, f.published, f.updated, now, list(f.tags)),
-        *(_enclosures_to_json(f.enclosures), f.raw_body),
+        *(enclosures_to_json(f.enclosures), f.raw_body),
     )
 
 
@@ -108,16 +116,16 @@ def _card_row(story_id: int, f: StoryFields, feed_id: int, now: datetime) -> tup
     return (story_id, f.title, f.link, f.thumbnail, f.published, now, str(feed_id), f.excerpt or "")
 
 
-_INSERT_STORY = _RowInsert(
-    _STORIES,
+INSERT_STORY = RowInsert(
+    STORIES_TABLE,
     *("uid", "link_key", "primary_feed_id", "title", "link", "author", "summary", "content"),
     *("excerpt", "thumbnail", "published", "updated", "first_seen", "tags", "enclosures"),
     "raw_body",
 )
-_INSERT_SOURCE = _RowInsert(
-    _SOURCES, "feed_id", "story_id", "entry_id", "content_hash", "first_seen"
+_INSERT_SOURCE = RowInsert(
+    SOURCES_TABLE, "feed_id", "story_id", "entry_id", "content_hash", "first_seen"
 )
-_INSERT_CARD = _RowInsert(_CARDS, *_CARD_FIELDS)
+_INSERT_CARD = RowInsert(CARDS_TABLE, *CARD_FIELDS)
 
 
 class Ingest(Feeds):
@@ -188,17 +196,17 @@ class Ingest(Feeds):
         """
         with self._reading() as connection:
             sources: dict[str, StoredSource] = {}
-            for chunk in _chunks(list(hashes)):
+            for chunk in in_chunks(list(hashes)):
                 found = {"feed_id": feed_id, "entry_ids": chunk}
                 for row in connection.execute(_SOURCES_BY_ENTRY_ID, found):
                     sources[row.entry_id] = StoredSource(*row)
             story_by_link: dict[str, int] = {}
-            for chunk in _chunks(list(link_keys)):
+            for chunk in in_chunks(list(link_keys)):
                 for story_id, key in connection.execute(_STORIES_BY_LINK_KEY, {"link_keys": chunk}):
                     if key is not None:
                         story_by_link[key] = story_id
             own: dict[int, StoredSource] = {}
-            for chunk in _chunks(list(story_by_link.values())):
+            for chunk in in_chunks(list(story_by_link.values())):
                 found = {"feed_id": feed_id, "story_ids": chunk}
                 for row in connection.execute(_SOURCES_BY_STORY_ID, found):
                     own.setdefault(row.story_id, StoredSource(*row))
@@ -206,7 +214,7 @@ class Ingest(Feeds):
             known = {s.story_id for s in sources.values()}
             story_ids = changed | (set(story_by_link.values()) - known)
             stories: dict[int, StoredStory] = {}
-            for chunk in _chunks(sorted(story_ids)):
+            for chunk in in_chunks(sorted(story_ids)):
                 for story in connection.execute(_STORIES_BY_ID, {"story_ids": chunk}):
                     stories[story.id] = StoredStory(
                         story.id, story.primary_feed_id, _fields_of(story)
@@ -223,11 +231,11 @@ class Ingest(Feeds):
         touched: set[int] = set()
         with self._writing() as connection:
             if intents.new:
-                _INSERT_STORY.run(connection, [_story_row(s, feed_id, now) for s in intents.new])
+                INSERT_STORY.run(connection, [story_row(s, feed_id, now) for s in intents.new])
                 # Then the ids by uid: INSERT … RETURNING in parameter order went
                 # one row at a time.
                 id_of: dict[str, int] = {}
-                for chunk in _chunks([s.uid for s in intents.new]):
+                for chunk in in_chunks([s.uid for s in intents.new]):
                     found = connection.execute(_STORY_IDS_BY_UID, {"uids": chunk})
                     id_of.update((uid, id_) for uid, id_ in found)
                 ids = [id_of[s.uid] for s in intents.new]
@@ -259,8 +267,8 @@ class Ingest(Feeds):
             # a couple of milliseconds apiece, most of a re-poll's time.
             if intents.updated:
                 connection.execute(
-                    update(_SOURCES)
-                    .where(_SOURCES.c.id == bindparam("id_"))
+                    update(SOURCES_TABLE)
+                    .where(SOURCES_TABLE.c.id == bindparam("id_"))
                     .values(entry_id=bindparam("entry_id_"), content_hash=bindparam("hash_")),
                     [
                         {"id_": u.source_id, "entry_id_": u.entry_id, "hash_": u.entry_hash}
@@ -273,8 +281,8 @@ class Ingest(Feeds):
             if changed_fields:
                 columns = _fields_to_columns(changed_fields[0][1])
                 connection.execute(
-                    update(_STORIES)
-                    .where(_STORIES.c.id == bindparam("id_"))
+                    update(STORIES_TABLE)
+                    .where(STORIES_TABLE.c.id == bindparam("id_"))
                     .values({name: bindparam(f"{name}_") for name in columns}),
                     [
                         {"id_": story_id}
@@ -285,8 +293,8 @@ class Ingest(Feeds):
                 touched.update(story_id for story_id, _ in changed_fields)
             # Digest cards show a story's fields and sources: the next publish remakes them.
             stale = [a.story_id for a in intents.added] + [i for i, _ in changed_fields]
-            for chunk in _chunks(stale):
-                connection.execute(delete(_CARDS).where(_CARDS.c.story_id.in_(chunk)))
+            for chunk in in_chunks(stale):
+                connection.execute(delete(CARDS_TABLE).where(CARDS_TABLE.c.story_id.in_(chunk)))
             # In the same transaction as the stories: a kill before the
             # outputs are rebuilt leaves the mark behind for the next run.
             if self._batch is None:

@@ -15,12 +15,17 @@ from sqlalchemy import Connection, Row, func, select
 
 from aggregator.models import SourceRef, StoryView
 from aggregator.storage.connections import Connections
-from aggregator.storage.digest import DigestReader, _digest_feeds
-from aggregator.storage.rows import _chunks, _enclosures_from_json, _has_active_source
-from aggregator.storage.schema import _FEED_CATEGORIES, _FEEDS, _SOURCES, _STORIES
+from aggregator.storage.digest import DigestReader, digest_feeds
+from aggregator.storage.rows import enclosures_from_json, has_active_source, in_chunks
+from aggregator.storage.schema import (
+    FEED_CATEGORIES_TABLE,
+    FEEDS_TABLE,
+    SOURCES_TABLE,
+    STORIES_TABLE,
+)
 
 #: A story's columns but its raw body, which only post exports read.
-_STORY_COLUMNS = tuple(c for c in _STORIES.c if c.name != "raw_body")
+_STORY_COLUMNS = tuple(c for c in STORIES_TABLE.c if c.name != "raw_body")
 
 
 class PublishingReads(Connections):
@@ -28,26 +33,26 @@ class PublishingReads(Connections):
 
     def _active_story_ids(self, category: str | None) -> Any:
         query = (
-            select(_SOURCES.c.story_id)
-            .join(_FEEDS, _FEEDS.c.id == _SOURCES.c.feed_id)
-            .where(_FEEDS.c.active)
+            select(SOURCES_TABLE.c.story_id)
+            .join(FEEDS_TABLE, FEEDS_TABLE.c.id == SOURCES_TABLE.c.feed_id)
+            .where(FEEDS_TABLE.c.active)
         )
         if category is not None:
-            query = query.join(_FEED_CATEGORIES, _FEED_CATEGORIES.c.feed_id == _FEEDS.c.id).where(
-                _FEED_CATEGORIES.c.category == category
-            )
+            query = query.join(
+                FEED_CATEGORIES_TABLE, FEED_CATEGORIES_TABLE.c.feed_id == FEEDS_TABLE.c.id
+            ).where(FEED_CATEGORIES_TABLE.c.category == category)
         return query
 
     def newest_stories(self, category: str | None, limit: int) -> list[StoryView]:
         """The newest stories of a category (None: of every active feed), newest first."""
         # EXISTS rather than IN: walking the (published, id) index from the newest
         # end stops after `limit` matches instead of collecting every story id first.
-        in_output = _has_active_source(_STORIES.c.id, category)
+        in_output = has_active_source(STORIES_TABLE.c.id, category)
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(*_STORY_COLUMNS)
                 .where(in_output)
-                .order_by(_STORIES.c.published.desc(), _STORIES.c.id.desc())
+                .order_by(STORIES_TABLE.c.published.desc(), STORIES_TABLE.c.id.desc())
                 .limit(limit)
             ).all()
             return self._views(connection, rows)
@@ -56,8 +61,8 @@ class PublishingReads(Connections):
         """First-seen times of the given stories, for finding the digest days they are on."""
         with self.engine.connect() as connection:
             result: list[datetime] = []
-            for chunk in _chunks(sorted(story_ids)):
-                query = select(_STORIES.c.first_seen).where(_STORIES.c.id.in_(chunk))
+            for chunk in in_chunks(sorted(story_ids)):
+                query = select(STORIES_TABLE.c.first_seen).where(STORIES_TABLE.c.id.in_(chunk))
                 result.extend(connection.scalars(query))
             return result
 
@@ -66,18 +71,18 @@ class PublishingReads(Connections):
 
         One step along the first_seen index per digest day, never a list of all stories.
         """
-        query = select(func.min(_STORIES.c.first_seen))
+        query = select(func.min(STORIES_TABLE.c.first_seen))
         if since is not None:
-            query = query.where(_STORIES.c.first_seen >= since)
+            query = query.where(STORIES_TABLE.c.first_seen >= since)
         with self.engine.connect() as connection:
             earliest: datetime | None = connection.scalar(query)
             return earliest
 
     def latest_first_seen(self, before: datetime | None = None) -> datetime | None:
         """When the last story (before `before`) was first seen."""
-        query = select(func.max(_STORIES.c.first_seen))
+        query = select(func.max(STORIES_TABLE.c.first_seen))
         if before is not None:
-            query = query.where(_STORIES.c.first_seen < before)
+            query = query.where(STORIES_TABLE.c.first_seen < before)
         with self.engine.connect() as connection:
             latest: datetime | None = connection.scalar(query)
             return latest
@@ -86,18 +91,21 @@ class PublishingReads(Connections):
     def digest_reader(self) -> Iterator[DigestReader]:
         """The digest's reads, on one connection that stays open while pages are written."""
         with self.engine.connect() as connection:
-            yield DigestReader(connection, _digest_feeds(connection), self.engine)
+            yield DigestReader(connection, digest_feeds(connection), self.engine)
 
     def categories_of(self, story_ids: Iterable[int]) -> set[str]:
         """The output categories the given stories appear in."""
         with self.engine.connect() as connection:
             found: set[str] = set()
-            for chunk in _chunks(sorted(story_ids)):
+            for chunk in in_chunks(sorted(story_ids)):
                 found.update(
                     connection.scalars(
-                        select(_FEED_CATEGORIES.c.category)
-                        .join(_SOURCES, _SOURCES.c.feed_id == _FEED_CATEGORIES.c.feed_id)
-                        .where(_SOURCES.c.story_id.in_(chunk))
+                        select(FEED_CATEGORIES_TABLE.c.category)
+                        .join(
+                            SOURCES_TABLE,
+                            SOURCES_TABLE.c.feed_id == FEED_CATEGORIES_TABLE.c.feed_id,
+                        )
+                        .where(SOURCES_TABLE.c.story_id.in_(chunk))
                         .distinct()
                     )
                 )
@@ -114,23 +122,29 @@ class PublishingReads(Connections):
         `category` keeps one category's stories, `since` those published at or
         after it, and `story_ids` only those among the given ones.
         """
-        query = select(_STORIES.c.id).where(_STORIES.c.id.in_(self._active_story_ids(category)))
+        query = select(STORIES_TABLE.c.id).where(
+            STORIES_TABLE.c.id.in_(self._active_story_ids(category))
+        )
         if since is not None:
-            query = query.where(_STORIES.c.published >= since)
+            query = query.where(STORIES_TABLE.c.published >= since)
         with self.engine.connect() as connection:
             if story_ids is None:
-                return list(connection.scalars(query.order_by(_STORIES.c.id)))
+                return list(connection.scalars(query.order_by(STORIES_TABLE.c.id)))
             found: list[int] = []
-            for chunk in _chunks(sorted(set(story_ids))):
-                found.extend(connection.scalars(query.where(_STORIES.c.id.in_(chunk))))
+            for chunk in in_chunks(sorted(set(story_ids))):
+                found.extend(connection.scalars(query.where(STORIES_TABLE.c.id.in_(chunk))))
             return sorted(found)
 
     def stories_with_raw_body(self, story_ids: Sequence[int]) -> list[StoryView]:
         """The given stories with their raw HTML, for post exports (ask in batches)."""
         with self.engine.connect() as connection:
             rows: list[Row[Any]] = []
-            for chunk in _chunks(list(story_ids)):
-                query = select(_STORIES).where(_STORIES.c.id.in_(chunk)).order_by(_STORIES.c.id)
+            for chunk in in_chunks(list(story_ids)):
+                query = (
+                    select(STORIES_TABLE)
+                    .where(STORIES_TABLE.c.id.in_(chunk))
+                    .order_by(STORIES_TABLE.c.id)
+                )
                 rows.extend(connection.execute(query))
             return self._views(connection, rows, raw=True)
 
@@ -139,14 +153,14 @@ class PublishingReads(Connections):
     ) -> dict[int, tuple[str, ...]]:
         """The given feeds' categories, each feed's in config order."""
         found: dict[int, list[str]] = defaultdict(list)
-        for chunk in _chunks(sorted(feed_ids)):
+        for chunk in in_chunks(sorted(feed_ids)):
             query = (
-                select(_FEED_CATEGORIES.c.feed_id, _FEED_CATEGORIES.c.category)
-                .where(_FEED_CATEGORIES.c.feed_id.in_(chunk))
+                select(FEED_CATEGORIES_TABLE.c.feed_id, FEED_CATEGORIES_TABLE.c.category)
+                .where(FEED_CATEGORIES_TABLE.c.feed_id.in_(chunk))
                 .order_by(
-                    _FEED_CATEGORIES.c.feed_id,
-                    _FEED_CATEGORIES.c.position,
-                    _FEED_CATEGORIES.c.category,
+                    FEED_CATEGORIES_TABLE.c.feed_id,
+                    FEED_CATEGORIES_TABLE.c.position,
+                    FEED_CATEGORIES_TABLE.c.category,
                 )
             )
             for feed_id, category in connection.execute(query):
@@ -159,20 +173,20 @@ class PublishingReads(Connections):
         # Feeds as plain columns, once each: they repeat from story to story.
         feeds: dict[int, tuple[str, str | None, str | None, str | None, int]] = {}
         feeds_of: dict[int, dict[int, None]] = defaultdict(dict)
-        for chunk in _chunks([row.id for row in rows]):
+        for chunk in in_chunks([row.id for row in rows]):
             query = (
                 select(
-                    _SOURCES.c.story_id,
-                    _FEEDS.c.id,
-                    _FEEDS.c.url,
-                    _FEEDS.c.name,
-                    _FEEDS.c.title,
-                    _FEEDS.c.site_link,
-                    _FEEDS.c.position,
+                    SOURCES_TABLE.c.story_id,
+                    FEEDS_TABLE.c.id,
+                    FEEDS_TABLE.c.url,
+                    FEEDS_TABLE.c.name,
+                    FEEDS_TABLE.c.title,
+                    FEEDS_TABLE.c.site_link,
+                    FEEDS_TABLE.c.position,
                 )
-                .join(_FEEDS, _FEEDS.c.id == _SOURCES.c.feed_id)
-                .where(_SOURCES.c.story_id.in_(chunk), _FEEDS.c.active)
-                .order_by(_SOURCES.c.first_seen, _SOURCES.c.id)
+                .join(FEEDS_TABLE, FEEDS_TABLE.c.id == SOURCES_TABLE.c.feed_id)
+                .where(SOURCES_TABLE.c.story_id.in_(chunk), FEEDS_TABLE.c.active)
+                .order_by(SOURCES_TABLE.c.first_seen, SOURCES_TABLE.c.id)
             )
             for story_id, feed_id, url, name, title, site_link, position in connection.execute(
                 query
@@ -213,7 +227,7 @@ class PublishingReads(Connections):
                     thumbnail=row.thumbnail,
                     tags=tuple(row.tags or ()),
                     categories=tuple(categories),
-                    enclosures=_enclosures_from_json(row.enclosures),
+                    enclosures=enclosures_from_json(row.enclosures),
                     sources=tuple(refs[feed_id] for feed_id in ids),
                     raw_body=row.raw_body if raw else None,
                 )
@@ -225,8 +239,8 @@ class PublishingReads(Connections):
             return (
                 connection.scalar(
                     select(func.count())
-                    .select_from(_STORIES)
-                    .where(_STORIES.c.id.in_(self._active_story_ids(None)))
+                    .select_from(STORIES_TABLE)
+                    .where(STORIES_TABLE.c.id.in_(self._active_story_ids(None)))
                 )
                 or 0
             )

@@ -15,16 +15,16 @@ from sqlalchemy import Connection, Dialect, Exists, Table, bindparam, insert, se
 from sqlalchemy.sql.dml import UpdateBase
 
 from aggregator.models import Enclosure
-from aggregator.storage.schema import _FEED_CATEGORIES, _FEEDS, _SOURCES
+from aggregator.storage.schema import FEED_CATEGORIES_TABLE, FEEDS_TABLE, SOURCES_TABLE
 
 _CHUNK = 500
 
 
-def _enclosures_to_json(enclosures: Iterable[Enclosure]) -> list[dict[str, Any]]:
+def enclosures_to_json(enclosures: Iterable[Enclosure]) -> list[dict[str, Any]]:
     return [asdict(e) for e in enclosures]
 
 
-def _enclosures_from_json(data: list[dict[str, Any]] | None) -> tuple[Enclosure, ...]:
+def enclosures_from_json(data: list[dict[str, Any]] | None) -> tuple[Enclosure, ...]:
     return tuple(Enclosure(d["url"], d.get("type"), d.get("length")) for d in data or ())
 
 
@@ -69,7 +69,7 @@ def _run_plan(
         connection.exec_driver_sql(sql, params)
 
 
-class _RowInsert:
+class RowInsert:
     """An INSERT of many rows, each a tuple of `columns` in the table's order, run by the
     driver's own executemany.
 
@@ -100,8 +100,8 @@ class _RowInsert:
         _run_plan(connection, plan, self._columns, rows)
 
 
-class _RowUpdate:
-    """UPDATEs of rows by id, as `_RowInsert` does INSERTs: through the driver.
+class RowUpdate:
+    """UPDATEs of rows by id, as `RowInsert` does INSERTs: through the driver.
 
     Rows that set the same columns go in one executemany; each set of columns
     is compiled once per dialect. A poll of every feed updates every feed's
@@ -140,25 +140,25 @@ class _RowUpdate:
             _run_plan(connection, plan, names, rows)
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+def in_chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _has_active_source(story_id: Any, category: str | None = None, *, below: Any = None) -> Exists:
+def has_active_source(story_id: Any, category: str | None = None, *, below: Any = None) -> Exists:
     """Whether the story has a source among the active feeds (of `category`, when given).
 
     `below` only counts sources stored before that source id.
     """
     # Core aliases: ORM ones cost more to build than these queries cost to run.
-    source, feed = _SOURCES.alias(), _FEEDS.alias()
+    source, feed = SOURCES_TABLE.alias(), FEEDS_TABLE.alias()
     query = (
         select(source.c.id)
         .join(feed, feed.c.id == source.c.feed_id)
         .where(source.c.story_id == story_id, feed.c.active)
     )
     if category is not None:
-        link = _FEED_CATEGORIES.alias()
+        link = FEED_CATEGORIES_TABLE.alias()
         query = query.join(link, link.c.feed_id == source.c.feed_id).where(
             link.c.category == category
         )
@@ -167,9 +167,9 @@ def _has_active_source(story_id: Any, category: str | None = None, *, below: Any
     return query.exists()
 
 
-def _has_categorised_source(story_id: Any) -> Exists:
+def has_categorised_source(story_id: Any) -> Exists:
     """Whether any of the story's active feeds is in a category at all."""
-    source, feed, link = _SOURCES.alias(), _FEEDS.alias(), _FEED_CATEGORIES.alias()
+    source, feed, link = SOURCES_TABLE.alias(), FEEDS_TABLE.alias(), FEED_CATEGORIES_TABLE.alias()
     return (
         select(source.c.id)
         .join(feed, feed.c.id == source.c.feed_id)

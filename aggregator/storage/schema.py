@@ -106,7 +106,7 @@ class CompressedText(TypeDecorator[str]):
 # schema (a test compares the two).
 METADATA = MetaData()
 
-_FEEDS = Table(
+FEEDS_TABLE = Table(
     "feeds",
     METADATA,
     Column("id", Integer, primary_key=True),
@@ -136,7 +136,7 @@ _FEEDS = Table(
     Column("moved_to", Text),
 )
 
-_FEED_CATEGORIES = Table(
+FEED_CATEGORIES_TABLE = Table(
     "feed_categories",
     METADATA,
     Column("feed_id", ForeignKey("feeds.id", ondelete="CASCADE"), primary_key=True),
@@ -144,7 +144,7 @@ _FEED_CATEGORIES = Table(
     Column("position", Integer, nullable=False, default=0, server_default="0"),
 )
 
-_STORIES = Table(
+STORIES_TABLE = Table(
     "stories",
     METADATA,
     Column("id", Integer, primary_key=True),
@@ -175,7 +175,7 @@ _STORIES = Table(
 )
 
 # One feed's entry; several may point at one story (cross-posts).
-_SOURCES = Table(
+SOURCES_TABLE = Table(
     "entry_sources",
     METADATA,
     Column("id", Integer, primary_key=True),
@@ -200,7 +200,7 @@ _SOURCES = Table(
 # the story's sources, comma-separated, its first source's feed first. `apply`
 # deletes the card of every story whose fields or sources it changes, and
 # the next publish makes it again.
-_CARDS = Table(
+CARDS_TABLE = Table(
     "digest_cards",
     METADATA,
     Column("story_id", ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
@@ -213,7 +213,7 @@ _CARDS = Table(
     Column("excerpt", Text, nullable=False),
 )
 
-_POLLS = Table(
+POLLS_TABLE = Table(
     "polls",
     METADATA,
     Column("id", Integer, primary_key=True),
@@ -230,7 +230,7 @@ _POLLS = Table(
 )
 
 # Small facts remembered between runs, such as what the outputs were built from.
-_META = Table(
+META_TABLE = Table(
     "meta",
     METADATA,
     Column("key", String(100), primary_key=True),
@@ -239,4 +239,4 @@ _META = Table(
 
 
 #: Every column of a card, in the table's order: what both ways of making cards write.
-_CARD_FIELDS = tuple(column.name for column in _CARDS.c)
+CARD_FIELDS = tuple(column.name for column in CARDS_TABLE.c)
