@@ -412,9 +412,11 @@ def run(state: CliState, tick: float) -> None:
     """Keep polling each feed at its interval and republish after changes.
 
     Publishes right away, polls every feed that is due, then keeps going
-    until interrupted (Ctrl-C or SIGTERM). An edit of the config file is
-    taken up at the next check: new feeds are polled at once, removed ones
-    leave the outputs, and an invalid edit is reported and changes nothing.
+    until interrupted (Ctrl-C or SIGTERM, exit status 0). A poll under way
+    then ends at its next feed and keeps what it stored; the next run or
+    update publishes it. An edit of the config file is taken up at the next
+    check: new feeds are polled at once, removed ones leave the outputs, and
+    an invalid edit is reported and changes nothing.
     """
     from aggregator.follow import ConfigFollower
     from aggregator.scheduler import run_forever

@@ -247,11 +247,15 @@ class Aggregator:
         on_result: Callable[[FeedResult], None] | None = None,
         publish: bool = True,
         force: bool = False,
+        stop: threading.Event | None = None,
     ) -> UpdateReport:
         """Poll the given feeds (default: all), store what is new, then publish.
 
         Feeds a server has asked us to leave alone (410 Gone, or Retry-After
         still running) are skipped and listed in the report, unless `force`.
+        `stop`, set from another thread, ends the poll at its next feed: what
+        it stored is committed, and publishing it is left to the next update
+        (the database remembers that it is unpublished).
         """
         sources = list(self.config.feeds if sources is None else sources)
         read_at, self._states_read_at = self._states_read_at, None
@@ -274,7 +278,9 @@ class Aggregator:
         pool = WorkerPool(self.workers)
         try:
             with _old_objects_frozen():
-                self._poll(by_fetch_url, pool, report, on_result)
+                self._poll(by_fetch_url, pool, report, on_result, stop)
+            if stop is not None and stop.is_set():
+                return report
             self.storage.prune_polls(self.clock())
             if publish and unpublished:
                 report.published = self.publish(None, pool=pool)
@@ -295,6 +301,7 @@ class Aggregator:
         pool: WorkerPool,
         report: UpdateReport,
         on_result: Callable[[FeedResult], None] | None,
+        stop: threading.Event | None,
     ) -> None:
         """Fetch, read and store each feed; what was stored stays stored, even on Ctrl-C."""
         # Here, not at the top: aiohttp is a fifth of start-up, and `status`
@@ -315,7 +322,7 @@ class Aggregator:
 
         batch = _StoreBatch(self, finished)
         try:
-            for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT):
+            for result in fetch_iter(requests, self.config.site.fetch, USER_AGENT, stop):
                 started = self._begin(by_fetch_url[result.url], result, pool)
                 if isinstance(started, _Reading):
                     reading.append(started)

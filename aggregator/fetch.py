@@ -67,6 +67,8 @@ _MAX_HEADERS = 128
 _DRAIN_BYTES = 64 * 1024
 _DRAIN_SECONDS = 1.0
 _NO_VALIDATORS = CacheValidators()
+#: How often a caller waiting for the next download looks whether it was asked to stop.
+_STOP_LOOK_SECONDS = 0.1
 _DEFAULT_LIMITS = FetchLimits()
 
 
@@ -74,17 +76,20 @@ def fetch_iter(
     requests: Iterable[tuple[str, CacheValidators]],
     limits: FetchLimits,
     user_agent: str = USER_AGENT,
+    stop: threading.Event | None = None,
 ) -> Generator[FetchResult, None, None]:
     """Fetch every URL, yielding each result as soon as its download finishes.
 
     `requests` is read up front in the caller's thread, so it may come from
     thread-bound resources such as a database cursor. Closing the generator
     early cancels the downloads still running and waits for the thread to end.
+    So does setting `stop`, from any thread: the caller may be waiting for a
+    download that takes its whole deadline, and `run`, stopping, must not.
     """
     items = list(requests)
-    if not items:
+    if not items or (stop is not None and stop.is_set()):
         return
-    run = _Background(items, limits, user_agent)
+    run = _Background(items, limits, user_agent, stop)
     run.start()
     try:
         while (result := run.next()) is not None:
@@ -127,8 +132,15 @@ class _Background:
     download, so giving a slot back can always reach it.
     """
 
-    def __init__(self, items: list[tuple[str, CacheValidators]], limits: FetchLimits, ua: str):
+    def __init__(
+        self,
+        items: list[tuple[str, CacheValidators]],
+        limits: FetchLimits,
+        ua: str,
+        stop: threading.Event | None = None,
+    ):
         self._items = items
+        self._stop = stop
         self._limits = limits
         self._ua = ua
         self._loop = asyncio.new_event_loop()
@@ -143,11 +155,17 @@ class _Background:
         self._thread.start()
 
     def next(self) -> FetchResult | None:
-        """The next finished result, or None once every URL has been reported."""
+        """The next finished result, or None once every URL has been reported or `stop` is set."""
+        stop = self._stop
+        if stop is not None and stop.is_set():
+            return None
         if not self._taken:
             with self._arrived:
                 while not self._ready:
-                    self._arrived.wait()
+                    # Setting an Event cannot wake this Condition, so look now and then.
+                    self._arrived.wait(None if stop is None else _STOP_LOOK_SECONDS)
+                    if stop is not None and stop.is_set():
+                        return None
                 self._taken, self._ready = self._ready, self._taken
         item = self._taken.popleft()
         if isinstance(item, BaseException):

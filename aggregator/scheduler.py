@@ -7,12 +7,16 @@ thread, so they never overlap on the database:
   feeds whose next check has come, republish;
 - at local midnight: roll the digest over to the new day;
 - at `site.digest_time`: the daily cut, a full rebuild of every page and feed.
+
+Stopped (SIGINT, SIGTERM), it lets the job under way wrap up first: a poll
+ends at its next feed and keeps what it stored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -28,6 +32,8 @@ from aggregator.follow import ConfigEdit, ConfigFollower
 from aggregator.models import SiteSettings, WriteReport
 
 DEFAULT_TICK_SECONDS = 30
+#: How long a stopping `run` waits for the poll or publish under way to wrap up.
+STOP_GRACE_SECONDS = 30
 
 
 def run_forever(
@@ -44,6 +50,16 @@ def run_forever(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         timezone=UTC,
     )
+    stopping = threading.Event()
+    busy = threading.Lock()  # held by the job under way, so that stopping can wait for it
+
+    def one_at_a_time(work: Callable[[], None]) -> Callable[[], None]:
+        def job() -> None:
+            with busy:
+                if not stopping.is_set():
+                    work()
+
+        return job
 
     def poll_due() -> None:
         edit = follower.check()
@@ -55,7 +71,8 @@ def run_forever(
                 reschedule_rollovers(scheduler, aggregator.config.site)
         due = aggregator.due_sources()
         if due:
-            report = aggregator.update(due)  # publishes, everything if the edit asks for it
+            # Publishes, everything if the edit asks for it; stopping ends it early.
+            report = aggregator.update(due, stop=stopping)
             if on_update is not None:
                 on_update(report)
         elif edit is not None and edit.reshapes_outputs:
@@ -72,14 +89,15 @@ def run_forever(
         return job
 
     scheduler.add_job(
-        poll_due,
+        one_at_a_time(poll_due),
         IntervalTrigger(seconds=tick_seconds, timezone=UTC),
         id="poll",
         next_run_time=datetime.now(UTC),
     )
     triggers = rollover_triggers(follower.aggregator.config.site)
-    scheduler.add_job(rebuild("day rollover", full=False), triggers[MIDNIGHT], id=MIDNIGHT)
-    scheduler.add_job(rebuild("daily digest cut", full=True), triggers[DIGEST], id=DIGEST)
+    rollover, cut = rebuild("day rollover", full=False), rebuild("daily digest cut", full=True)
+    scheduler.add_job(one_at_a_time(rollover), triggers[MIDNIGHT], id=MIDNIGHT)
+    scheduler.add_job(one_at_a_time(cut), triggers[DIGEST], id=DIGEST)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         # SIGTERM often comes more than once: `make run` passes its own on to
@@ -96,9 +114,15 @@ def run_forever(
             scheduler.start()
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopped by Ctrl-C: the same
+        # A poll under way ends at its next feed and commits what it stored,
+        # which would otherwise be polled again; a publish under way finishes.
+        # Waited for a while, not for ever (the database and the published
+        # files are consistent at every moment anyway), and a second Ctrl-C
+        # stops the waiting.
+        stopping.set()
+        with contextlib.suppress(KeyboardInterrupt):
+            busy.acquire(timeout=STOP_GRACE_SECONDS)
         if scheduler.running:
-            # A poll under way is not waited for: the database and the
-            # published files are consistent at every moment of one.
             scheduler.shutdown(wait=False)
 
 

@@ -621,3 +621,27 @@ def test_closing_early_cancels_the_rest(server: Server) -> None:
     results.close()
     assert time.monotonic() - started < 1
     assert fetch_threads() == []
+
+
+def test_stop_set_from_another_thread_ends_the_wait_for_a_download(server: Server) -> None:
+    """`run` stopping sets it while its poll waits for a body that would take the
+    whole deadline; the iteration ends at once, the downloads cancelled."""
+    server.routes["/fast"] = Reply(body=FEED)
+    server.routes["/stuck"] = lambda _: Reply(body=drip(b"x", 0.2))
+    requests = [(server.url("/fast"), NONE), (server.url("/stuck"), NONE)]
+    stop = threading.Event()
+    results = fetch_iter(requests, FetchLimits(concurrency=2, deadline=60.0), stop=stop)
+    assert next(results).url == server.url("/fast")
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert list(results) == []
+    assert time.monotonic() - started < 2
+    assert fetch_threads() == []
+
+
+def test_stop_already_set_fetches_nothing(server: Server) -> None:
+    server.routes["/fast"] = Reply(body=FEED)
+    stop = threading.Event()
+    stop.set()
+    assert list(fetch_iter([(server.url("/fast"), NONE)], FetchLimits(), stop=stop)) == []
+    assert server.requests == []
