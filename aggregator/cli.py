@@ -270,7 +270,7 @@ def update(state: CliState, force: bool, every_feed: bool) -> None:
 
 
 def _removed(report: WriteReport) -> str:
-    """ ", 3 removed" when a build deleted the feeds of categories gone from feeds.yaml."""
+    """The summary's ", 3 removed" when a publish deleted the feeds of gone categories."""
     return f", {len(report.removed)} removed" if report.removed else ""
 
 
