@@ -6,7 +6,8 @@ for a feed that never published. So `run` looks at the file on every tick.
 An edit that does not validate changes nothing: its problems are reported
 (file, line and key, as at start-up) and the previous version goes on being
 used until the file is put right. A half-saved file is read as such an edit
-and taken up once the save has finished.
+and taken up once the save has finished. An edit naming a database that
+cannot be opened is tried again at every check, since no save will fix it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from aggregator.models import Config
 
 #: What tells a saved file from the one already read: cheap enough for every tick.
 _Stamp = tuple[int, int, int] | None
+#: Matches no file: the stamp of an edit to be read again at the next check.
+_READ_AGAIN: _Stamp = (-1, -1, -1)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ConfigFollower:
         self._path = aggregator.config.path
         self._seen = _stamp(self._path)
         self._refused = False
+        self._unreachable: tuple[ConfigProblem, ...] = ()  # the database an edit names
 
     def check(self) -> ConfigEdit | None:
         """Take up feeds.yaml if it was saved since the last look; None when nothing changed."""
@@ -63,14 +67,23 @@ class ConfigFollower:
                 return self._accepted(ConfigEdit()) if self._refused else None
             self.aggregator = self.aggregator.reconfigured(config)
         except ConfigError as error:
+            self._unreachable = ()
             return self._refuse(tuple(error.problems))
         except AggregatorError as error:  # the edited database could not be opened
-            problem = ConfigProblem(str(self._path), None, "site.database", str(error))
-            return self._refuse((problem,))
+            # Nothing wrong with the file, so no new save will come to fix
+            # it: a database server starting, a folder made. Tried again at
+            # every check, and said again only if the reason changes.
+            self._seen = _READ_AGAIN
+            problems = (ConfigProblem(str(self._path), None, "site.database", str(error)),)
+            if problems == self._unreachable:
+                return None
+            self._unreachable = problems
+            return self._refuse(problems)
         return self._accepted(_difference(current, config))
 
     def _accepted(self, edit: ConfigEdit) -> ConfigEdit:
         self._refused = False
+        self._unreachable = ()
         return edit
 
     def _refuse(self, problems: tuple[ConfigProblem, ...]) -> ConfigEdit:

@@ -56,6 +56,17 @@ def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> Non
     assert "nope.yaml" in result.output
 
 
+def test_a_database_whose_folder_cannot_be_made_exits_3_with_its_reason(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    config = write_config([], database="sqlite:///var/blocked/aggregator.db")
+    (config.parent / "var").mkdir()
+    (config.parent / "var" / "blocked").write_text("a file where the database's folder must go")
+    result = cli("--config", str(config), "status")
+    assert result.exit_code == 3, result.output
+    assert "cannot open database" in result.output and "File exists" in result.output
+
+
 def test_config_from_environment(write_config: ConfigWriter, tmp_path: Path) -> None:
     config = write_config([])
     env = {**os.environ, "AGGREGATOR_CONFIG": str(config)}

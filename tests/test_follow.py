@@ -141,6 +141,29 @@ def test_an_edit_that_moves_the_database_opens_the_new_one(
     assert sorted(_due(follower.aggregator)) == [A, B]
 
 
+def test_an_edit_whose_database_cannot_be_opened_yet_is_taken_up_once_it_can(
+    follower: ConfigFollower, tmp_path: Path
+) -> None:
+    """Nothing in the file needs fixing, so no save will come: the edit is
+    tried again at every check, and said once until its reason changes."""
+    first = follower.aggregator
+    (tmp_path / "later").write_text("a file where the database's folder must go")
+    _save(tmp_path, [A, B, C], database="sqlite:///later/moved.db")
+    edit = follower.check()
+    assert edit is not None and not edit.accepted
+    (problem,) = edit.problems
+    assert problem.key == "site.database"
+    assert follower.aggregator is first and _urls(first) == [A, B]
+    assert follower.check() is None  # tried again, said once
+    assert follower.aggregator is first
+
+    (tmp_path / "later").unlink()  # the folder can be made now
+    assert follower.check() == ConfigEdit(added=(C,), reshapes_outputs=True)
+    assert (tmp_path / "later" / "moved.db").exists()
+    assert _urls(follower.aggregator) == [A, B, C]
+    assert follower.check() is None
+
+
 def test_an_edited_time_zone_and_digest_time_move_the_rollover_jobs(tmp_path: Path) -> None:
     aggregator = make_aggregator(_save(tmp_path, [A], timezone="UTC", digest_time="07:00"))
     scheduler = BlockingScheduler(timezone="UTC")

@@ -76,6 +76,6 @@ def open_storage(url: str) -> Storage:
         engine = _create_engine(url)
         if _current_revision(engine) != SCHEMA_REVISION:
             migrate(engine)
-    except SQLAlchemyError as e:
+    except (SQLAlchemyError, OSError) as e:  # OSError: an SQLite file's folder cannot be made
         raise StorageError(f"cannot open database {make_url(url)!r}: {e}") from e
     return Storage(engine)
