@@ -81,7 +81,7 @@ def opened(state: CliState) -> Iterator[Aggregator]:
         sys.exit(EXIT_FATAL)
     try:
         yield aggregator
-    except OSError as e:
+    except (AggregatorError, OSError) as e:  # the database lost, the output folder unwritable
         err().print(f"[bold red]Error:[/] {e}")
         sys.exit(EXIT_FATAL)
     except KeyboardInterrupt:
@@ -441,9 +441,21 @@ def run(state: CliState, tick: float) -> None:
         def edited(edit: ConfigEdit) -> None:
             _print_config_edit(edit, state.config_path)
 
+        def failed(reason: str) -> None:
+            err().print(f"{_now()} Error: {reason}. Trying again at every check.", markup=False)
+
+        def recovered() -> None:
+            err().print(f"{_now()} Working again.", markup=False)
+
         try:
             run_forever(
-                follower, tick_seconds=tick, on_update=report, on_publish=published, on_edit=edited
+                follower,
+                tick_seconds=tick,
+                on_update=report,
+                on_publish=published,
+                on_edit=edited,
+                on_failure=failed,
+                on_recovery=recovered,
             )
         finally:
             follower.aggregator.close()  # the one the last edit opened, if it moved the database

@@ -28,6 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from aggregator.core import UpdateReport
+from aggregator.errors import AggregatorError
 from aggregator.follow import ConfigEdit, ConfigFollower
 from aggregator.models import SiteSettings, WriteReport
 
@@ -43,8 +44,16 @@ def run_forever(
     on_update: Callable[[UpdateReport], None] | None = None,
     on_publish: Callable[[str, WriteReport], None] | None = None,
     on_edit: Callable[[ConfigEdit], None] | None = None,
+    on_failure: Callable[[str], None] | None = None,
+    on_recovery: Callable[[], None] | None = None,
 ) -> None:
-    """Poll due feeds and republish until SIGINT/SIGTERM, following edits of feeds.yaml."""
+    """Poll due feeds and republish until SIGINT/SIGTERM, following edits of feeds.yaml.
+
+    A job that fails for a reason outside the program (AggregatorError: the
+    database unreachable, say) is tried again at its next time; `on_failure`
+    hears the reason once, until it changes, and `on_recovery` hears when a
+    job succeeds again. Any other exception is a bug, and goes to the log.
+    """
     scheduler = BlockingScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -52,12 +61,25 @@ def run_forever(
     )
     stopping = threading.Event()
     busy = threading.Lock()  # held by the job under way, so that stopping can wait for it
+    failing: list[str] = []  # the reason the last job failed, while jobs fail
 
     def one_at_a_time(work: Callable[[], None]) -> Callable[[], None]:
         def job() -> None:
             with busy:
-                if not stopping.is_set():
+                if stopping.is_set():
+                    return
+                try:
                     work()
+                except AggregatorError as error:
+                    if failing != [str(error)]:
+                        failing[:] = [str(error)]
+                        if on_failure is not None:
+                            on_failure(str(error))
+                    return
+                if failing:
+                    failing.clear()
+                    if on_recovery is not None:
+                        on_recovery()
 
         return job
 

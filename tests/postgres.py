@@ -7,6 +7,7 @@ test gets a database of its own. Contains no business logic.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
@@ -14,7 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,8 +38,18 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pg_ctl: Callable[..., None] | None = None) -> None:
         self.port = port
+        self._pg_ctl = pg_ctl
+
+    def stop(self) -> None:
+        """Shut the server down, as an administrator or a crash would."""
+        assert self._pg_ctl is not None
+        self._pg_ctl("-m", "fast", "stop")
+
+    def start(self) -> None:
+        assert self._pg_ctl is not None
+        self._pg_ctl("-w", "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://aggregator@127.0.0.1:{self.port}/{database}"
@@ -77,10 +88,16 @@ def postgres_server() -> Iterator[PostgresServer]:
     run(str(bin_dir / "initdb"), "-D", str(data), "-U", "aggregator", "--auth=trust",
         "-E", "UTF8", "--locale=C")  # fmt: skip
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
-        "-w", "start")  # fmt: skip
+
+    pg_ctl_path = str(bin_dir / "pg_ctl")
+
+    def pg_ctl(*args: str) -> None:
+        run(pg_ctl_path, "-D", str(data), "-o", options, "-l", str(root / "log"), *args)
+
+    pg_ctl("-w", "start")
     try:
-        yield PostgresServer(port)
+        yield PostgresServer(port, pg_ctl)
     finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        with contextlib.suppress(subprocess.CalledProcessError):  # a test may have stopped it
+            pg_ctl("-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)

@@ -27,6 +27,7 @@ from aggregator.storage import UNPUBLISHED_KEY
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, rss
 from tests.httpserver import Reply, Request, Server, closed_port_url, drip, serve
+from tests.postgres import postgres_server
 
 Cli = Callable[..., Result]
 REPO = Path(__file__).resolve().parents[1]
@@ -304,6 +305,46 @@ def test_run_stopped_during_a_poll_exits_0_with_its_database_sound(
         assert db.execute(
             "SELECT value FROM meta WHERE key = ?", (UNPUBLISHED_KEY,)
         ).fetchall() == [("1",)]
+
+
+def test_run_says_once_that_its_database_is_unreachable_and_goes_on_once_it_is_back(
+    write_config: ConfigWriter,
+) -> None:
+    """A PostgreSQL server restarted under `run`: one line saying so and one
+    when it is back, not a traceback at every check, and no restart needed."""
+    stories = [Item("Before the restart", "https://db.test/1")]
+    with postgres_server() as database, serve({"/feed": _rss_route("Feed", stories)}) as s:
+        feeds = [{"url": s.url("/feed"), "interval": "1s"}]
+        config = write_config(feeds, database=database.new_database())
+        index = config.parent / "var" / "public" / "index.html"
+        process = _start_run(config)
+        try:
+            _wait_for(_page_shows(index, "Before the restart"), "the first poll published")
+            database.stop()
+            time.sleep(3.5)  # three checks or more with the database gone
+            stories.append(Item("After the restart", "https://db.test/2"))
+            database.start()
+            _wait_for(_page_shows(index, "After the restart"), "a poll once the server is back")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+    assert output.count("Error: cannot reach database") == 1, output
+    assert "Connection refused. Trying again at every check." in output
+    assert output.count("Working again.") == 1
+
+
+def test_a_command_whose_database_is_down_exits_3_with_its_reason(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    with postgres_server() as database:
+        config = write_config([], database=database.new_database())
+        assert cli("--config", str(config), "status").exit_code == 0
+        database.stop()
+        result = cli("--config", str(config), "update")
+    assert result.exit_code == 3, result.output
+    assert "cannot reach database" in result.output and "Connection refused" in result.output
 
 
 def test_interrupted_update_exits_130_and_keeps_what_was_stored(

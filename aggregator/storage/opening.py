@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.errors import StorageError
@@ -39,6 +39,22 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _unreachable(context: ExceptionContext) -> None:
+    """A database that cannot be reached fails a command, or a poll of `run`, with its reason.
+
+    A server that is down or restarting is a fact of the machine, not a bug:
+    one line saying so (StorageError), not SQLAlchemy's traceback. `run`
+    says it once and carries on, and the pool reconnects once the server is
+    back. A lost connection found by the pool's own ping before use is
+    left to the pool, which replaces it without a word.
+    """
+    if context.is_pre_ping or not (context.connection is None or context.is_disconnect):
+        return
+    reason = str(context.original_exception).strip().splitlines()[0]
+    url = "" if context.engine is None else f" {context.engine.url!r}"
+    raise StorageError(f"cannot reach database{url}: {reason}")
+
+
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -47,8 +63,10 @@ def _create_engine(url: str) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _enable_sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "handle_error", _unreachable)
+    return engine
 
 
 def _current_revision(engine: Engine) -> str | None:
