@@ -50,9 +50,10 @@ def run_forever(
     """Poll due feeds and republish until SIGINT/SIGTERM, following edits of feeds.yaml.
 
     A job that fails for a reason outside the program (AggregatorError: the
-    database unreachable, say) is tried again at its next time; `on_failure`
-    hears the reason once, until it changes, and `on_recovery` hears when a
-    job succeeds again. Any other exception is a bug, and goes to the log.
+    database unreachable, say; OSError: a disk full, an output folder made
+    read-only) is tried again at its next time; `on_failure` hears the
+    reason once, until it changes, and `on_recovery` hears when a job
+    succeeds again. Any other exception is a bug, and goes to the log.
     """
     scheduler = BlockingScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -70,7 +71,7 @@ def run_forever(
                     return
                 try:
                     work()
-                except AggregatorError as error:
+                except (AggregatorError, OSError) as error:
                     if failing != [str(error)]:
                         failing[:] = [str(error)]
                         if on_failure is not None:

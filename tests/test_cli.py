@@ -335,6 +335,37 @@ def test_run_says_once_that_its_database_is_unreachable_and_goes_on_once_it_is_b
     assert output.count("Working again.") == 1
 
 
+def test_run_says_once_that_it_cannot_publish_and_publishes_once_it_can(
+    write_config: ConfigWriter,
+) -> None:
+    """An output folder that cannot be written for a while (here a file stands
+    where feeds/ should be; a full disk is the same): one line, then the
+    stories it could not publish are published once it can."""
+    stories = [Item("First story", "https://out.test/1")]
+    with serve({"/feed": _rss_route("Feed", stories)}) as s:
+        config = write_config([{"url": s.url("/feed"), "interval": "1s"}])
+        public = config.parent / "var" / "public"
+        process = _start_run(config)
+        try:
+            _wait_for(_page_shows(public / "index.html", "First story"), "the first publish")
+            (public / "feeds").rename(public / "feeds.aside")
+            (public / "feeds").write_text("in the way")
+            stories.append(Item("Second story", "https://out.test/2"))
+            time.sleep(3.5)  # the story stored, and three checks or more failing to publish it
+            assert "Second story" not in (public / "index.html").read_text("utf-8")
+            (public / "feeds").unlink()
+            (public / "feeds.aside").rename(public / "feeds")
+            _wait_for(_page_shows(public / "index.html", "Second story"), "the story published")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "Traceback" not in output, output
+    assert output.count("Error: [Errno 20] Not a directory") == 1, output
+    assert output.count("Working again.") == 1
+    assert "Second story" in (public / "feeds" / "all.atom").read_text("utf-8")
+
+
 def test_a_command_whose_database_is_down_exits_3_with_its_reason(
     write_config: ConfigWriter, cli: Cli
 ) -> None:
