@@ -442,7 +442,8 @@ def run(state: CliState, tick: float) -> None:
             _print_config_edit(edit, state.config_path)
 
         def failed(reason: str) -> None:
-            err().print(f"{_now()} Error: {reason}. Trying again at every check.", markup=False)
+            said = reason.rstrip(".")
+            err().print(f"{_now()} Error: {said}. Trying again at every check.", markup=False)
 
         def recovered() -> None:
             err().print(f"{_now()} Working again.", markup=False)

@@ -62,25 +62,24 @@ def run_forever(
     )
     stopping = threading.Event()
     busy = threading.Lock()  # held by the job under way, so that stopping can wait for it
-    failing: list[str] = []  # the reason the last job failed, while jobs fail
+    failing: str | None = None  # why the last job failed, while jobs fail
 
     def one_at_a_time(work: Callable[[], None]) -> Callable[[], None]:
         def job() -> None:
+            nonlocal failing
             with busy:
                 if stopping.is_set():
                     return
                 try:
                     work()
                 except (AggregatorError, OSError) as error:
-                    if failing != [str(error)]:
-                        failing[:] = [str(error)]
-                        if on_failure is not None:
-                            on_failure(str(error))
+                    if str(error) != failing and on_failure is not None:
+                        on_failure(str(error))
+                    failing = str(error)
                     return
-                if failing:
-                    failing.clear()
-                    if on_recovery is not None:
-                        on_recovery()
+                if failing is not None and on_recovery is not None:
+                    on_recovery()
+                failing = None
 
         return job
 
