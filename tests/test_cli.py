@@ -137,6 +137,13 @@ def _start_run(config: Path) -> subprocess.Popen[str]:
     return _start(config, "run", "--tick", "1")
 
 
+def _stop(process: subprocess.Popen[str]) -> str:
+    """Stop `run` as a service manager does (SIGTERM); everything it printed."""
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
 @contextlib.contextmanager
 def _fast_and_endless_feeds(write_config: ConfigWriter) -> Iterator[tuple[Server, Path]]:
     """A config of a feed that answers at once and one whose body never ends."""
@@ -203,8 +210,7 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
             stories.append(Item("Later story", "https://good.test/2"))
             _wait_for(_page_shows(index, "Later story"), "the later story on the digest page")
         finally:
-            process.send_signal(signal.SIGTERM)
-            output, _ = process.communicate(timeout=30)
+            output = _stop(process)
         polls = len(s.requests_to("/good"))
     assert process.returncode == 0, output
     assert polls >= 2
@@ -242,8 +248,7 @@ def test_run_takes_up_feeds_yaml_edits_and_refuses_an_invalid_one_without_stoppi
             _wait_for(lambda: not on_page("Added story")(), "the removed feed's story leaving")
             _wait_for(lambda: not extra_feed.exists(), "the feed of its category leaving")
         finally:
-            process.send_signal(signal.SIGTERM)
-            output, _ = process.communicate(timeout=30)
+            output = _stop(process)
     assert process.returncode == 0, output
     assert f"{config} was edited: now in use (1 feed(s) added)." in output
     assert f"  + {s.url('/added')}" in output
@@ -290,8 +295,7 @@ def test_run_stopped_during_a_poll_exits_0_with_its_database_sound(
         try:
             _wait_for(lambda: bool(server.requests_to("/slow")), "a request for /slow")
             time.sleep(1)
-            process.send_signal(signal.SIGTERM)
-            output, _ = process.communicate(timeout=30)
+            output = _stop(process)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -326,8 +330,7 @@ def test_run_says_once_that_its_database_is_unreachable_and_goes_on_once_it_is_b
             database.start()
             _wait_for(_page_shows(index, "After the restart"), "a poll once the server is back")
         finally:
-            process.send_signal(signal.SIGTERM)
-            output, _ = process.communicate(timeout=30)
+            output = _stop(process)
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
     assert output.count("Error: cannot reach database") == 1, output
@@ -357,8 +360,7 @@ def test_run_says_once_that_it_cannot_publish_and_publishes_once_it_can(
             (public / "feeds.aside").rename(public / "feeds")
             _wait_for(_page_shows(public / "index.html", "Second story"), "the story published")
         finally:
-            process.send_signal(signal.SIGTERM)
-            output, _ = process.communicate(timeout=30)
+            output = _stop(process)
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
     assert output.count("Error: [Errno 20] Not a directory") == 1, output
