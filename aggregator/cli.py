@@ -224,6 +224,8 @@ def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bo
         f"{len(report.published.unchanged)} unchanged{_removed(report.published)}.{unlisted}"
     )
     _list_removed(report.published)
+    if report.stopped:
+        say("Stopped before the other feeds; the next run or update publishes what was stored.")
     for name, reason in report.skipped:
         say(f"Skipped {name}: {reason}")
     say(f"Digest: {output_dir / 'index.html'}")

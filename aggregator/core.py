@@ -103,6 +103,8 @@ class UpdateReport:
     changed_story_ids: set[int] = field(default_factory=set)
     published: WriteReport = field(default_factory=WriteReport)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (feed, why)
+    #: Ended early by `stop`: the feeds not reported were not polled, and nothing was published.
+    stopped: bool = False
 
     @property
     def failed(self) -> list[FeedResult]:
@@ -280,6 +282,7 @@ class Aggregator:
             with _old_objects_frozen():
                 self._poll(by_fetch_url, pool, report, on_result, stop)
             if stop is not None and stop.is_set():
+                report.stopped = True
                 return report
             self.storage.prune_polls(self.clock())
             if publish and unpublished:

@@ -302,6 +302,8 @@ def test_run_stopped_during_a_poll_exits_0_with_its_database_sound(
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
     assert _stored_titles(config) == [("Fast story",)]
+    assert "1 feeds: 1 ok, 0 failed; 1 new" in output
+    assert "Stopped before the other feeds; the next run or update publishes" in output
     # Published by the next run or update, which the database tells it to do.
     index = config.parent / "var" / "public" / "index.html"
     assert "Fast story" not in index.read_text("utf-8")
