@@ -445,7 +445,10 @@ def run(state: CliState, tick: float) -> None:
 
         def failed(reason: str) -> None:
             said = reason.rstrip(".")
-            err().print(f"{_now()} Error: {said}. Trying again at every check.", markup=False)
+            err().print(
+                f"{_now()} Error: {said}. Trying again at every check (-v logs each time).",
+                markup=False,
+            )
 
         def recovered() -> None:
             err().print(f"{_now()} Working again.", markup=False)

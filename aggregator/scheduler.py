@@ -15,6 +15,7 @@ ends at its next feed and keeps what it stored.
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from aggregator.core import UpdateReport
 from aggregator.errors import AggregatorError
 from aggregator.follow import ConfigEdit, ConfigFollower
 from aggregator.models import SiteSettings, WriteReport
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TICK_SECONDS = 30
 #: How long a stopping `run` waits for the poll or publish under way to wrap up.
@@ -73,6 +76,7 @@ def run_forever(
                 try:
                     work()
                 except (AggregatorError, OSError) as error:
+                    log.info("a job failed; tried again at its next time", exc_info=True)
                     if str(error) != failing and on_failure is not None:
                         on_failure(str(error))
                     failing = str(error)

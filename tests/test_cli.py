@@ -336,7 +336,7 @@ def test_run_says_once_that_its_database_is_unreachable_and_goes_on_once_it_is_b
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
     assert output.count("Error: cannot reach database") == 1, output
-    assert "Connection refused. Trying again at every check." in output
+    assert "Connection refused. Trying again at every check (-v logs each time)." in output
     assert output.count("Working again.") == 1
 
 
