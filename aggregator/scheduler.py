@@ -99,7 +99,7 @@ def run_forever(
         if due:
             # Publishes, everything if the edit asks for it; stopping ends it early.
             report = aggregator.update(due, stop=stopping)
-            if on_update is not None and (report.results or not stopping.is_set()):
+            if on_update is not None and (report.results or not report.stopped):
                 on_update(report)  # a poll stopped before any feed came back says nothing
         elif edit is not None and edit.reshapes_outputs:
             # A feed removed or renamed, a category changed: nothing is due,
