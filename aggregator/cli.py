@@ -27,6 +27,7 @@ from aggregator.models import POST_FORMATS, FeedHealth, WriteReport
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from aggregator.follow import ConfigEdit
 
@@ -77,12 +78,12 @@ def opened(state: CliState) -> Iterator[Aggregator]:
         err().print("Nothing was run.")
         sys.exit(EXIT_USAGE)
     except AggregatorError as e:
-        err().print(f"[bold red]Error:[/] {e}", markup=True)
+        _print_error(e)
         sys.exit(EXIT_FATAL)
     try:
         yield aggregator
     except (AggregatorError, OSError) as e:  # the database lost, the output folder unwritable
-        err().print(f"[bold red]Error:[/] {e}")
+        _print_error(e)
         sys.exit(EXIT_FATAL)
     except KeyboardInterrupt:
         # Each feed is stored in its own transaction: what finished is kept.
@@ -90,6 +91,22 @@ def opened(state: CliState) -> Iterator[Aggregator]:
         sys.exit(EXIT_INTERRUPTED)
     finally:
         aggregator.close()
+
+
+def _print_error(error: Exception) -> None:
+    """`Error: …` in red, the error's own text as it is: paths and server messages
+    may hold square brackets, which rich would otherwise read as its markup."""
+    from rich.markup import escape
+
+    err().print(f"[bold red]Error:[/] {escape(str(error))}")
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells shown as they are: feed titles, URLs and server messages come from
+    the feeds, and a `[/]` in one made rich raise instead of printing the table."""
+    from rich.text import Text
+
+    return [Text(value) for value in values]
 
 
 def _default_config() -> str:
@@ -153,7 +170,7 @@ def _progress(total: int, verb: str = "Polling") -> Iterator[Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # a feed's name, or a file's
         console=err(),
         transient=True,
     ) as progress:
@@ -203,13 +220,15 @@ def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bo
             o = r.outcome
             style = "red" if o.error else ("yellow" if o.warning else "")
             table.add_row(
-                r.name,
-                _result_text(r),
-                str(o.new),
-                str(o.updated),
-                str(o.http_status or "-"),
-                f"{o.duration:.1f}s",
-                o.error or o.warning or "",
+                *_cells(
+                    r.name,
+                    _result_text(r),
+                    str(o.new),
+                    str(o.updated),
+                    str(o.http_status or "-"),
+                    f"{o.duration:.1f}s",
+                    o.error or o.warning or "",
+                ),
                 style=style,
             )
         out().print(table)
@@ -536,13 +555,15 @@ def status(state: CliState, as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for h in report.feeds:
         table.add_row(
-            h.name,
-            f"{h.url} → {h.moved_to} (moved permanently)" if h.moved_to else h.url,
-            h.state,
-            h.last_poll.astimezone(zone).strftime("%Y-%m-%d %H:%M") if h.last_poll else "never",
-            str(h.http_status or "-"),
-            str(h.entries),
-            h.last_error or "",
+            *_cells(
+                h.name,
+                f"{h.url} → {h.moved_to} (moved permanently)" if h.moved_to else h.url,
+                h.state,
+                h.last_poll.astimezone(zone).strftime("%Y-%m-%d %H:%M") if h.last_poll else "never",
+                str(h.http_status or "-"),
+                str(h.entries),
+                h.last_error or "",
+            ),
             style="red" if h.state in ("error", "gone") else "",
         )
     out().print(table)

@@ -60,12 +60,14 @@ def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> Non
 def test_a_database_whose_folder_cannot_be_made_exits_3_with_its_reason(
     write_config: ConfigWriter, cli: Cli
 ) -> None:
-    config = write_config([], database="sqlite:///var/blocked/aggregator.db")
+    # Square brackets in the path are printed too, not taken for markup.
+    config = write_config([], database="sqlite:///var/blocked[draft]/aggregator.db")
     (config.parent / "var").mkdir()
-    (config.parent / "var" / "blocked").write_text("a file where the database's folder must go")
+    (config.parent / "var" / "blocked[draft]").write_text("a file where the folder must go")
     result = cli("--config", str(config), "status")
     assert result.exit_code == 3, result.output
     assert "cannot open database" in result.output and "File exists" in result.output
+    assert "blocked[draft]'" in result.output
 
 
 def test_config_from_environment(write_config: ConfigWriter, tmp_path: Path) -> None:
@@ -420,6 +422,35 @@ def test_update_summary_lists_feeds_that_brought_entries_only_while_there_are_fe
     )
     everything = [*many, *troubled, *quiet]
     assert _summary_rows(UpdateReport(results=everything), every_feed=True) == (everything, "")
+
+
+def test_square_brackets_from_feeds_and_servers_are_printed_as_they_are(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    # rich reads "[/]" as markup: a feed's title or a server's reason phrase
+    # holding one made update and status raise instead of printing their tables.
+    titled = rss("Weekly [/] digest", [Item("Story", "https://b.test/1", "b1")])
+    routes = {
+        "/titled": Reply(body=titled, headers={"Content-Type": "application/rss+xml"}),
+        "/reason": Reply(status=500, reason="[/] oops [bold]"),
+    }
+    with serve(routes) as server:
+        config = write_config(
+            [
+                {"url": server.url("/titled")},
+                {"url": server.url("/reason"), "name": "Tips [red]and[/red] tricks"},
+            ]
+        )
+        first = cli("--config", str(config), "update", "--every-feed")
+        second = cli("--config", str(config), "update", "--every-feed")
+        status = cli("--config", str(config), "status")
+    assert first.exit_code == second.exit_code == 1, (first.output, second.output)
+    assert status.exit_code == 0, status.output
+    for result in (first, second):
+        assert "Tips [red]and[/red] tricks" in result.output
+        assert "[/] oops [bold]" in result.output
+    assert "Weekly [/] digest" in second.output  # named by its title once it is known
+    assert "Weekly [/] digest" in status.output and "Tips [red]and[/red] tricks" in status.output
 
 
 def test_update_lists_only_feeds_that_failed_or_brought_something(
