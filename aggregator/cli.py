@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -419,11 +420,22 @@ def export_posts(
 
 # ------------------------------------------------------------------------- run
 
+#: The longest `run --tick`: a day (the scheduler cannot count in infinities).
+MAX_TICK_SECONDS = 86400
+
+
+def _finite(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """A usage error for nan, which passes every range check."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
+
 
 @main.command(epilog="Example:\n\n\b\n  aggregator --config feeds.yaml run --tick 30")
 @click.option(
     "--tick",
-    type=click.FloatRange(min=1),
+    type=click.FloatRange(min=1, max=MAX_TICK_SECONDS),
+    callback=_finite,
     default=30,
     show_default=True,
     help="Seconds between checks for feeds that are due and for edits of the config file.",

@@ -51,6 +51,15 @@ def test_unknown_command_is_a_usage_error(cli: Cli) -> None:
     assert cli("frobnicate").exit_code == 2
 
 
+@pytest.mark.parametrize("tick", ["nan", "inf", "1e12", "0.5", "-3"])
+def test_a_tick_the_scheduler_cannot_keep_is_a_usage_error(
+    write_config: ConfigWriter, cli: Cli, tick: str
+) -> None:
+    result = cli("--config", str(write_config([])), "run", "--tick", tick)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--tick'" in result.output
+
+
 def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> None:
     result = cli("--config", str(tmp_path / "nope.yaml"), "status")
     assert result.exit_code == 2
