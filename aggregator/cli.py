@@ -182,13 +182,16 @@ def _progress(total: int, verb: str = "Polling") -> Iterator[Any]:
 MAX_NEWS_ROWS = 100
 
 
-def _summary_rows(report: UpdateReport, every_feed: bool) -> tuple[list[FeedResult], str]:
+def _summary_rows(
+    report: UpdateReport, every_feed: bool, lister: str = "--every-feed"
+) -> tuple[list[FeedResult], str]:
     """The feeds that get a row, and what the count line says of the others.
 
     A table of a thousand "not modified" rows is noise in a cron mail, and so
     is one of a thousand "1 new" rows after a first poll (rich took longer to
     lay it out than the poll's own storing): failures and warnings always get
     a row, feeds that brought entries while there are at most MAX_NEWS_ROWS.
+    `lister` is what the count line names as the way to see the others.
     """
     if every_feed:
         return list(report.results), ""
@@ -205,12 +208,14 @@ def _summary_rows(report: UpdateReport, every_feed: bool) -> tuple[list[FeedResu
         news = []
     if quiet:
         unlisted.append(f"{quiet} feeds with nothing new")
-    note = f" ({' and '.join(unlisted)} not listed; --every-feed lists them)" if unlisted else ""
+    note = f" ({' and '.join(unlisted)} not listed; {lister} lists them)" if unlisted else ""
     return troubled + news, note
 
 
-def _print_update_summary(report: UpdateReport, output_dir: Path, every_feed: bool) -> None:
-    shown, unlisted = _summary_rows(report, every_feed)
+def _print_update_summary(
+    report: UpdateReport, output_dir: Path, every_feed: bool, lister: str = "--every-feed"
+) -> None:
+    shown, unlisted = _summary_rows(report, every_feed, lister)
     if shown:
         from rich.table import Table
 
@@ -465,7 +470,10 @@ def run(state: CliState, tick: float) -> None:
 
         def report(update_report: UpdateReport) -> None:
             output_dir = follower.aggregator.config.site.output_dir
-            _print_update_summary(update_report, output_dir, every_feed=False)
+            # `run` has no --every-feed: `status` is where every feed is shown.
+            _print_update_summary(
+                update_report, output_dir, every_feed=False, lister="`aggregator status`"
+            )
 
         def published(reason: str, written: WriteReport) -> None:
             say(f"{_now()} republished ({reason})")

@@ -229,6 +229,7 @@ def test_run_polls_at_the_interval_republishes_and_stops_on_sigterm(
     assert "Sources with problems" in first_page
     assert "connection refused" in output
     assert "Offline A" in output
+    assert "--every-feed" not in output  # an option `run` does not have
 
 
 def test_run_takes_up_feeds_yaml_edits_and_refuses_an_invalid_one_without_stopping(
@@ -431,6 +432,9 @@ def test_update_summary_lists_feeds_that_brought_entries_only_while_there_are_fe
     )
     everything = [*many, *troubled, *quiet]
     assert _summary_rows(UpdateReport(results=everything), every_feed=True) == (everything, "")
+    # `run`, which has no --every-feed, names what does list them.
+    _, note = _summary_rows(report, every_feed=False, lister="`aggregator status`")
+    assert note == " (3 feeds with nothing new not listed; `aggregator status` lists them)"
 
 
 def test_square_brackets_from_feeds_and_servers_are_printed_as_they_are(
