@@ -2,7 +2,10 @@
 
 Exit codes scripts can rely on: 0 everything succeeded; 1 some feeds failed
 (the rest were stored and published); 2 invalid config or usage; 3 the
-database or the output folder could not be used; 130 interrupted (Ctrl-C).
+database, the output folder or standard output could not be used; 130
+interrupted (Ctrl-C). `run` ends with 0 when stopped (Ctrl-C or SIGTERM is
+how a service ends); a reader that stops reading our output ends a command
+quietly with click's 1.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -22,7 +25,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from aggregator import __version__
-from aggregator.core import Aggregator, FeedResult, UpdateReport, make_aggregator
+from aggregator.core import (
+    Aggregator,
+    FeedResult,
+    StatusReport,
+    UpdateReport,
+    make_aggregator,
+)
 from aggregator.errors import AggregatorError, ConfigError
 from aggregator.models import POST_FORMATS, FeedHealth, WriteReport
 
@@ -83,6 +92,8 @@ def opened(state: CliState) -> Iterator[Aggregator]:
         sys.exit(EXIT_FATAL)
     try:
         yield aggregator
+    except BrokenPipeError:
+        raise  # whoever read our output left (`| head`): click ends the command quietly
     except (AggregatorError, OSError) as e:  # the database lost, the output folder unwritable
         _print_error(e)
         sys.exit(EXIT_FATAL)
@@ -417,10 +428,10 @@ def export_posts(
                 on_total=total,
                 on_written=advance,
             )
-    say(
-        f"{len(report.written)} posts written, {len(report.unchanged)} unchanged "
-        f"({options.format}, {'raw' if options.raw else 'sanitised'} HTML) in {directory}"
-    )
+        say(
+            f"{len(report.written)} posts written, {len(report.unchanged)} unchanged "
+            f"({options.format}, {'raw' if options.raw else 'sanitised'} HTML) in {directory}"
+        )
 
 
 # ------------------------------------------------------------------------- run
@@ -558,16 +569,19 @@ def _health_json(health: FeedHealth) -> dict[str, Any]:
 @click.pass_obj
 def status(state: CliState, as_json: bool) -> None:
     """Show every feed's state, last poll, HTTP status, last error and entry count."""
-    with opened(state) as aggregator:
+    with opened(state) as aggregator:  # printed inside: a full disk under stdout exits 3
         report = aggregator.status()
-        zone = aggregator.zone
-    if as_json:
-        document = {
-            "entries_total": report.entries_total,
-            "feeds": [_health_json(h) for h in report.feeds],
-        }
-        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
-        return
+        if as_json:
+            document = {
+                "entries_total": report.entries_total,
+                "feeds": [_health_json(h) for h in report.feeds],
+            }
+            click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+        else:
+            _print_status_table(report, aggregator.zone)
+
+
+def _print_status_table(report: StatusReport, zone: tzinfo) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(report.feeds)} feeds, {report.entries_total} entries")
@@ -615,9 +629,16 @@ def exit_now(code: int) -> NoReturn:
     starts every few minutes.
     """
     logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError, ValueError):  # a closed pipe: nobody is reading any more
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # nobody is reading any more
+    except (OSError, ValueError) as e:  # a full disk: what was printed is lost
+        with suppress(OSError, ValueError):
+            sys.stderr.write(f"Error: cannot write standard output: {e}\n")
+        code = code or EXIT_FATAL
+    with suppress(OSError, ValueError):
+        sys.stderr.flush()
     os._exit(code)
 
 

@@ -125,6 +125,49 @@ def test_the_process_exits_with_its_code_and_every_line_it_printed(
     assert [f["state"] for f in json.loads(status.stdout)["feeds"]] == ["ok", "error"]
 
 
+def _aggregator(config: Path, *command: str, stdout: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", "--config", str(config), *command],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (not Linux)")
+def test_a_full_disk_under_standard_output_is_an_error_not_a_traceback(
+    write_config: ConfigWriter,
+) -> None:
+    config = write_config([{"url": closed_port_url(), "name": "Offline"}])
+    with open("/dev/full", "w") as full:
+        for command in (["status", "--json"], ["status"]):
+            done = _aggregator(config, *command, stdout=full)
+            assert done.returncode == 3, done.stderr
+            assert "Traceback" not in done.stderr
+            assert "No space left on device" in done.stderr
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(
+    write_config: ConfigWriter,
+) -> None:
+    # No feeds: update's first words are its summary line, written while its
+    # database is open (a table would go through rich, which ends quietly itself).
+    config = write_config([])
+    for command in (["update"], ["build"], ["status", "--json"]):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "aggregator", "--config", str(config), *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        process.stdout.close()  # as `| head` does once it has its lines
+        _, errors = process.communicate(timeout=60)
+        assert "Traceback" not in errors and "Error" not in errors, errors
+        assert process.returncode != 0  # what it meant to print was not read
+
+
 def test_example_config_is_valid_and_has_the_seed_source() -> None:
     config = load_config(REPO / "feeds.yaml")
     assert len(config.feeds) >= 12
