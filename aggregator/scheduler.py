@@ -58,6 +58,11 @@ def run_forever(
     reason once, until it changes, and `on_recovery` hears when a job
     succeeds again. Any other exception is a bug, and goes to the log.
     """
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        # A poll still under way at the next tick is skipped, as meant
+        # (max_instances), and APScheduler warns of every skip: a slow feed
+        # filled the terminal with them. Its errors still show; -v shows all.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
     scheduler = BlockingScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
