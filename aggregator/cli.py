@@ -122,7 +122,8 @@ def _cells(*values: str) -> list[Text]:
 
 
 def _default_config() -> str:
-    return os.environ.get("AGGREGATOR_CONFIG", "feeds.yaml")
+    # Set but empty (`AGGREGATOR_CONFIG= aggregator status`) is as if unset.
+    return os.environ.get("AGGREGATOR_CONFIG") or "feeds.yaml"
 
 
 @click.group(

@@ -92,6 +92,17 @@ def test_config_from_environment(write_config: ConfigWriter, tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"entries_total": 0, "feeds": []}
+    # Set but empty, it is as if unset: ./feeds.yaml.
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "status", "--json"],
+        env={**os.environ, "AGGREGATOR_CONFIG": ""},
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_process_exits_with_its_code_and_every_line_it_printed(
