@@ -381,7 +381,7 @@ def _category_name(aggregator: Aggregator, wanted: str | None) -> str | None:
 @click.option(
     "--raw/--sanitised",
     default=None,
-    help="Keep each body exactly as its feed gave it, or sanitise it.  "
+    help="Keep each body as its feed gave it (images get no-referrer), or sanitise it.  "
     "[default: site.posts_raw, else sanitised]",
 )
 @click.pass_obj

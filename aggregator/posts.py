@@ -41,6 +41,12 @@ _FLOW_INDICATORS = frozenset(",[]{}")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _PRE_BLOCK = re.compile(r"(<pre\b.*?</pre\s*>)", re.IGNORECASE | re.DOTALL)
 _LINE_BREAKS = re.compile(r"[ \t]*\n[ \t\n]*")
+#: An <img> start tag, its quoted attribute values read whole (they may hold ">").
+_IMG_TAG = re.compile(r"""<img\b(?:[^>"']|"[^"]*"|'[^']*')*>""", re.IGNORECASE)
+_REFERRER_POLICY = re.compile(r"\breferrerpolicy\s*=", re.IGNORECASE)
+#: Where a tag's attributes end: before ">", or before "/>" when the slash closes the
+#: tag rather than ends an unquoted value (`<img src=a/>` is the URL "a/").
+_TAG_END = re.compile(r"""(?:(?<=["'\s])\s*/)?\s*>$""")
 _KEY_IN_NAME = re.compile(r"\d{4}-\d{2}-\d{2}-(?:.*-)?([a-z2-7]{10})" + re.escape(EXTENSION))
 
 
@@ -134,15 +140,19 @@ def _flat(paths: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def post_body(story: StoryView, raw: bool) -> str:
-    """The post's HTML: the feed's own bytes when `raw`, else the sanitised body.
+    """The post's HTML: the feed's own when `raw`, else the sanitised body.
 
-    The sanitised body loses its blank lines and indentation outside <pre>
-    and sits in one <div>, so Markdown processors pass it through as one
-    HTML block instead of turning indented lines into code. Stories stored
-    before raw HTML was kept fall back to the sanitised body.
+    The raw body is the feed's bytes but for one attribute: images get
+    referrerpolicy="no-referrer", as in the sanitised body, since hosts that
+    refuse hotlinking (many Chinese news sites) refuse an image whose request
+    names the blog as its referrer. The sanitised body loses its blank lines
+    and indentation outside <pre> and sits in one <div>, so Markdown
+    processors pass it through as one HTML block instead of turning indented
+    lines into code. Stories stored before raw HTML was kept fall back to the
+    sanitised body.
     """
     if raw and story.raw_body is not None:
-        return story.raw_body
+        return _IMG_TAG.sub(_without_referrer, story.raw_body)
     html = (story.content or story.summary or "").replace("\r\n", "\n").strip()
     if not html:
         return ""
@@ -150,6 +160,16 @@ def post_body(story: StoryView, raw: bool) -> str:
     for index in range(0, len(parts), 2):
         parts[index] = _LINE_BREAKS.sub("\n", parts[index])
     return "<div>\n" + "".join(parts) + "\n</div>"
+
+
+def _without_referrer(tag: re.Match[str]) -> str:
+    """The <img> tag with referrerpolicy="no-referrer" last, unless it names a policy itself."""
+    text = tag[0]
+    if _REFERRER_POLICY.search(text):
+        return text
+    end = _TAG_END.search(text)
+    assert end is not None  # every match ends with ">"
+    return f'{text[: end.start()]} referrerpolicy="no-referrer"{text[end.start() :]}'
 
 
 def render_post(story: StoryView, options: PostOptions) -> str:

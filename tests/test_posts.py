@@ -151,7 +151,7 @@ def test_hexo_front_matter_has_the_seed_layout() -> None:
         "thumbnail: 'https://img.example.cn/a.png'\n"
         "---\n"
         "\n"
-        '<p>今天 <img src="a.png" w="588"></p>\n'
+        '<p>今天 <img src="a.png" w="588" referrerpolicy="no-referrer"></p>\n'
     )
 
 
@@ -230,9 +230,28 @@ def test_sanitised_body_is_a_single_html_block_for_markdown() -> None:
         "<div>\n<p>one</p>\n<p>indented *not code*</p>\n"
         "<pre>keep\n\n    this</pre>\n<p>end</p>\n</div>"
     )
-    assert post_body(story(content=html), raw=True) == story().raw_body
+    assert post_body(story(content=html), raw=True) == (
+        '<p>今天 <img src="a.png" w="588" referrerpolicy="no-referrer"></p>'
+    )
     assert post_body(story(content=html, raw_body=None), raw=True) == body  # stored before raw
     assert post_body(story(content=None, summary=None), raw=False) == ""
+
+
+def test_raw_body_is_the_feeds_but_for_images_told_to_send_no_referrer() -> None:
+    raw = (
+        '<p>a > b</p>\n  <img alt="x > y" src=a.png>'
+        '<IMG SRC="b.png" />'
+        "<img src='c.png' referrerPolicy=origin>"
+        "<img\nsrc=d.png/>"
+        "<imgur>e</imgur>"
+    )
+    assert post_body(story(raw_body=raw), raw=True) == (
+        '<p>a > b</p>\n  <img alt="x > y" src=a.png referrerpolicy="no-referrer">'
+        '<IMG SRC="b.png" referrerpolicy="no-referrer" />'
+        "<img src='c.png' referrerPolicy=origin>"  # a policy of its own is kept
+        '<img\nsrc=d.png/ referrerpolicy="no-referrer">'  # the URL is "d.png/"
+        "<imgur>e</imgur>"
+    )
 
 
 # --------------------------------------------------------------------------- file names
