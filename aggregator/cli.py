@@ -302,6 +302,8 @@ def update(state: CliState, force: bool, every_feed: bool) -> None:
 
             report = aggregator.update(on_result=advance, force=force)
         _print_update_summary(report, aggregator.config.site.output_dir, every_feed)
+        if report.publish_error is not None:
+            raise report.publish_error  # after the summary: the poll itself went well
     sys.exit(EXIT_FEEDS_FAILED if report.failed else EXIT_OK)
 
 

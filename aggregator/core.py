@@ -18,6 +18,7 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -38,7 +39,7 @@ from aggregator.decide import (
     next_poll,
     unique_entries,
 )
-from aggregator.errors import ParseError
+from aggregator.errors import ParseError, PublishError
 from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, entry_hash
 from aggregator.memory import release_free_memory
@@ -105,6 +106,8 @@ class UpdateReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (feed, why)
     #: Ended early by `stop`: the feeds not reported were not polled, and nothing was published.
     stopped: bool = False
+    #: Why publishing failed, when it did: what the poll stored waits for the next publish.
+    publish_error: PublishError | None = None
 
     @property
     def failed(self) -> list[FeedResult]:
@@ -285,15 +288,18 @@ class Aggregator:
                 report.stopped = True
                 return report
             self.storage.prune_polls(self.clock())
-            if publish and unpublished:
-                report.published = self.publish(None, pool=pool)
-            elif publish and (
-                report.changed_story_ids
-                or self._problems() != problems_before
-                or not self._today_page().exists()
-                or self._outputs_outdated()
-            ):
-                report.published = self.publish(report.changed_story_ids, pool=pool)
+            try:
+                if publish and unpublished:
+                    report.published = self.publish(None, pool=pool)
+                elif publish and (
+                    report.changed_story_ids
+                    or self._problems() != problems_before
+                    or not self._today_page().exists()
+                    or self._outputs_outdated()
+                ):
+                    report.published = self.publish(report.changed_story_ids, pool=pool)
+            except PublishError as e:  # the poll's report still says what it stored
+                report.publish_error = e
         finally:
             pool.close()
         return report
@@ -541,9 +547,25 @@ class Aggregator:
         try:
             with _old_objects_frozen():
                 return self._publish(changed_story_ids, workers)
+        except OSError as e:
+            raise PublishError(self._unwritable(e)) from e
         finally:
             if own:
                 workers.close()
+
+    def _unwritable(self, error: OSError) -> str:
+        """What could not be written, named by the setting that chose it, and why."""
+        site = self.config.site
+        setting, folder = "site.output_dir", site.output_dir
+        path = Path(os.fsdecode(error.filename)) if error.filename is not None else None
+        if site.posts_dir is not None and path is not None and path.is_relative_to(site.posts_dir):
+            setting, folder = "site.posts_dir", site.posts_dir
+        reason = error.strerror or str(error)
+        where = f" ({path})" if path is not None and path != folder else ""
+        return (
+            f"cannot write to {folder} ({setting}): {reason}{where}; "
+            "what was polled is stored and will be published once it can be"
+        )
 
     def _publish(self, changed_story_ids: set[int] | None, pool: WorkerPool) -> WriteReport:
         # Imported here, not at the top: feedgen, Jinja2 and nh3 are a large

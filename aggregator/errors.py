@@ -41,3 +41,7 @@ class ParseError(AggregatorError):
 
 class StorageError(AggregatorError):
     """The database could not be opened or migrated."""
+
+
+class PublishError(AggregatorError):
+    """The output folder or the posts folder could not be written; what was stored stays."""

@@ -106,6 +106,8 @@ def run_forever(
             report = aggregator.update(due, stop=stopping)
             if on_update is not None and (report.results or not report.stopped):
                 on_update(report)  # a poll stopped before any feed came back says nothing
+            if report.publish_error is not None:
+                raise report.publish_error  # said once, tried again at the next check
         elif edit is not None and edit.reshapes_outputs:
             # A feed removed or renamed, a category changed: nothing is due,
             # but the outputs no longer match the config.

@@ -433,9 +433,31 @@ def test_run_says_once_that_it_cannot_publish_and_publishes_once_it_can(
             output = _stop(process)
     assert process.returncode == 0, output
     assert "Traceback" not in output, output
-    assert output.count("Error: [Errno 20] Not a directory") == 1, output
+    assert output.count("Error: cannot write to") == 1, output
+    assert "(site.output_dir): Not a directory" in output
     assert output.count("Working again.") == 1
     assert "Second story" in (public / "feeds" / "all.atom").read_text("utf-8")
+
+
+@pytest.mark.parametrize("setting", ["output_dir", "posts_dir"])
+def test_update_that_cannot_publish_names_the_folder_says_what_it_stored_and_exits_3(
+    write_config: ConfigWriter, cli: Cli, setting: str
+) -> None:
+    with serve({"/feed": _rss_route("Feed", [Item("Kept story", "https://k.test/1")])}) as s:
+        config = write_config([{"url": s.url("/feed")}], **{setting: "blocked/out"})
+        (config.parent / "blocked").write_text("a file where the folder must go")
+        first = cli("--config", str(config), "update")
+        assert first.exit_code == 3, first.output
+        assert "1 feeds: 1 ok, 0 failed; 1 new" in first.output  # the summary is kept
+        assert f"(site.{setting}): Not a directory" in first.output
+        assert "what was polled is stored" in first.output
+        assert "Errno" not in first.output
+        (config.parent / "blocked").unlink()
+        second = cli("--config", str(config), "update")
+    assert second.exit_code == 0, second.output
+    assert _stored_titles(config) == [("Kept story",)]
+    published = config.parent / ("blocked/out" if setting == "output_dir" else "var/public")
+    assert "Kept story" in (published / "feeds" / "all.atom").read_text("utf-8")
 
 
 def test_a_command_whose_database_is_down_exits_3_with_its_reason(
