@@ -23,7 +23,7 @@ import difflib
 import math
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
@@ -86,10 +86,23 @@ def parse_duration(text: str | int | float) -> timedelta:
 
     Raises ValueError with a message meant for the user.
     """
+    return _bounded_duration(text, None)
+
+
+def _bounded_duration(text: str | int | float, most: str | None) -> timedelta:
+    """`parse_duration`, also refusing durations longer than `most` (say ``"365d"``).
+
+    One function for both, so that a duration too long for a `timedelta`
+    and one merely longer than the setting allows get the same message,
+    naming the ceiling when there is one.
+    """
     if isinstance(text, bool):
         raise ValueError(f"{text!r} is not a duration; {_DURATION_HINT}")
     if isinstance(text, int | float):
-        seconds = float(text)
+        try:
+            seconds = float(text)
+        except OverflowError:  # an int with hundreds of digits
+            seconds = math.inf
     else:
         compact = "".join(text.split())
         match = _DURATION_RE.fullmatch(compact)
@@ -106,12 +119,19 @@ def parse_duration(text: str | int | float) -> timedelta:
             )
         else:
             raise ValueError(f"{text!r} is not a duration; {_DURATION_HINT}")
-    if not math.isfinite(seconds) or seconds <= 0:
+    # Only a number YAML read as a float (1e400, .inf, .nan) is infinite as
+    # written; digits too many for a float are a duration too long to keep.
+    if isinstance(text, float) and not math.isfinite(seconds):
+        raise ValueError(f"{text!r} is not a finite duration; {_DURATION_HINT}")
+    if seconds <= 0:
         raise ValueError(f"the duration must be more than zero, got {text!r}")
+    too_long = f"the duration {text!r} is too long" + (f"; at most {most}" if most else "")
+    if most is not None and seconds > parse_duration(most).total_seconds():
+        raise ValueError(too_long)
     try:
         return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"the duration {text!r} is too long") from None
+    except OverflowError:  # also for infinity
+        raise ValueError(too_long) from None
 
 
 def parse_size(text: str | int) -> int:
@@ -127,7 +147,10 @@ def parse_size(text: str | int) -> int:
         match = _SIZE_RE.fullmatch("".join(text.split()))
         if not match:
             raise ValueError(f"{text!r} is not a size; {_SIZE_HINT}")
-        size = int(float(match["n"]) * _SIZE_UNITS[(match["unit"] or "")[:1].lower()])
+        scaled = float(match["n"]) * _SIZE_UNITS[(match["unit"] or "")[:1].lower()]
+        if not math.isfinite(scaled):  # more digits than a float holds
+            raise ValueError(f"the size {text!r} is too large")
+        size = int(scaled)
     if size <= 0:
         raise ValueError(f"the size must be more than zero, got {text!r}")
     return size
@@ -169,36 +192,75 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None or (isinstance(value, str) and not value.strip()) else _text(value)
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {_describe(value)}")
-    if value <= 0:
-        raise ValueError(f"must be at least 1, got {value}")
-    return int(value)
+# Every number has a ceiling: a value the program cannot hold (a date past
+# the year 9999, an integer wider than SQLite's) must be refused here, with
+# its line, and not fail each poll or publish later. Each ceiling is far
+# above any sensible use of its setting, so it only ever stops a typo.
 
 
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected a whole number, got {_describe(value)}")
-    if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
-    return int(value)
+def _whole_number(least: int, most: int) -> Callable[[Any], int]:
+    """A validator for an int from `least` to `most` (a count, a limit)."""
+
+    def validate(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number, got {_describe(value)}")
+        if value < least:
+            raise ValueError(
+                f"must be 0 or more, got {value}"
+                if least == 0
+                else f"must be at least {least}, got {value}"
+            )
+        if value > most:
+            raise ValueError(f"must be at most {most}, got {value}")
+        return int(value)
+
+    return validate
 
 
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a duration, got {_describe(value)}; {_DURATION_HINT}")
-    return parse_duration(value)
+def _duration_up_to(most: str) -> Callable[[Any], timedelta]:
+    """A validator for a duration no longer than `most` (written as the user would)."""
+    parse_duration(most)  # a ceiling that is not a duration fails on import, not on use
+
+    def validate(value: Any) -> timedelta:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected a duration, got {_describe(value)}; {_DURATION_HINT}")
+        return _bounded_duration(value, most)
+
+    return validate
 
 
-def _seconds(value: Any) -> float:
-    return _duration(value).total_seconds()
+def _seconds_up_to(most: str) -> Callable[[Any], float]:
+    """Like `_duration_up_to`, in seconds, as the fetch limits take them."""
+    duration = _duration_up_to(most)
+    return lambda value: duration(value).total_seconds()
 
 
-def _size(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"expected a size, got {_describe(value)}; {_SIZE_HINT}")
-    return parse_size(value)
+def _size_up_to(most: str) -> Callable[[Any], int]:
+    """A validator for a byte count no larger than `most` (written as the user would)."""
+    limit = parse_size(most)
+
+    def validate(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(f"expected a size, got {_describe(value)}; {_SIZE_HINT}")
+        size = parse_size(value)
+        if size > limit:
+            written = value if isinstance(value, int) else str(value)
+            raise ValueError(f"the size {written!r} is too large; at most {most}")
+        return size
+
+    return validate
+
+
+#: Polls further apart than a year are a feed forgotten, not a schedule; far
+#: below what overflows a date (about 8,000 years from now).
+_interval = _duration_up_to("365d")
+#: One exchange with one server; `run` waits for the slowest of a poll.
+_timeout = _seconds_up_to("1h")
+#: Bodies are held in memory whole.
+_body_size = _size_up_to("1GB")
+#: Stories on a page or in an output feed, entries read from a document,
+#: characters of a title or a URL: all rendered or stored whole.
+_count = _whole_number(1, 1_000_000)
 
 
 def _http_url(value: Any) -> str:
@@ -338,18 +400,27 @@ class _File(_Model):
 
 
 class _Fetch(_Model):
-    connect_timeout: Annotated[float, PlainValidator(_seconds)] = _FETCH_DEFAULTS.connect_timeout
-    read_timeout: Annotated[float, PlainValidator(_seconds)] = _FETCH_DEFAULTS.read_timeout
-    deadline: Annotated[float, PlainValidator(_seconds)] = _FETCH_DEFAULTS.deadline
-    max_body_bytes: Annotated[int, PlainValidator(_size)] = _FETCH_DEFAULTS.max_body_bytes
-    max_decoded_bytes: Annotated[int, PlainValidator(_size)] = _FETCH_DEFAULTS.max_decoded_bytes
-    max_redirects: Annotated[int, PlainValidator(_non_negative_int)] = _FETCH_DEFAULTS.max_redirects
-    concurrency: Annotated[int, PlainValidator(_positive_int)] = _FETCH_DEFAULTS.concurrency
-    max_entries_per_feed: Annotated[int, PlainValidator(_positive_int)] = (
+    connect_timeout: Annotated[float, PlainValidator(_timeout)] = _FETCH_DEFAULTS.connect_timeout
+    read_timeout: Annotated[float, PlainValidator(_timeout)] = _FETCH_DEFAULTS.read_timeout
+    deadline: Annotated[float, PlainValidator(_timeout)] = _FETCH_DEFAULTS.deadline
+    max_body_bytes: Annotated[int, PlainValidator(_body_size)] = _FETCH_DEFAULTS.max_body_bytes
+    max_decoded_bytes: Annotated[int, PlainValidator(_body_size)] = (
+        _FETCH_DEFAULTS.max_decoded_bytes
+    )
+    # Browsers give up after 20; a feed behind more is not coming back.
+    max_redirects: Annotated[int, PlainValidator(_whole_number(0, 100))] = (
+        _FETCH_DEFAULTS.max_redirects
+    )
+    # Each is a connection held open: past a thousand, the process runs out
+    # of file descriptors (1024 by default) before the servers answer.
+    concurrency: Annotated[int, PlainValidator(_whole_number(1, 1000))] = (
+        _FETCH_DEFAULTS.concurrency
+    )
+    max_entries_per_feed: Annotated[int, PlainValidator(_count)] = (
         _FETCH_DEFAULTS.max_entries_per_feed
     )
-    max_title_chars: Annotated[int, PlainValidator(_positive_int)] = _FETCH_DEFAULTS.max_title_chars
-    max_url_chars: Annotated[int, PlainValidator(_positive_int)] = _FETCH_DEFAULTS.max_url_chars
+    max_title_chars: Annotated[int, PlainValidator(_count)] = _FETCH_DEFAULTS.max_title_chars
+    max_url_chars: Annotated[int, PlainValidator(_count)] = _FETCH_DEFAULTS.max_url_chars
 
 
 class _Site(_Model):
@@ -359,9 +430,9 @@ class _Site(_Model):
     database: Annotated[str, PlainValidator(_database)] = _DEFAULT_DATABASE
     timezone: Annotated[str, PlainValidator(_timezone)] = _DEFAULT_TIMEZONE
     digest_time: Annotated[time, PlainValidator(_time_of_day)] = _DEFAULT_DIGEST_TIME
-    interval: Annotated[timedelta, PlainValidator(_duration)] = _DEFAULT_INTERVAL
-    max_entries: Annotated[int, PlainValidator(_positive_int)] = _DEFAULT_MAX_ENTRIES
-    digest_per_category: Annotated[int, PlainValidator(_positive_int)] = 30
+    interval: Annotated[timedelta, PlainValidator(_interval)] = _DEFAULT_INTERVAL
+    max_entries: Annotated[int, PlainValidator(_count)] = _DEFAULT_MAX_ENTRIES
+    digest_per_category: Annotated[int, PlainValidator(_count)] = 30
     language: Annotated[str, PlainValidator(_language)] = "en"
     fetch: Annotated[_Fetch, BeforeValidator(_none_is_empty)] = Field(default_factory=_Fetch)
     posts_dir: Annotated[str | None, PlainValidator(_optional_text)] = None
@@ -375,7 +446,7 @@ class _Feed(_Model):
     categories: Annotated[
         list[Annotated[str, PlainValidator(_text)]], BeforeValidator(_one_or_many)
     ] = Field(default_factory=list)
-    interval: Annotated[timedelta | None, PlainValidator(_duration)] = None
+    interval: Annotated[timedelta | None, PlainValidator(_interval)] = None
 
 
 class _CategoryOptions(_Model):

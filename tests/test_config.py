@@ -387,6 +387,86 @@ SINGLE_MISTAKES = [
         id="non-positive-int",
     ),
     pytest.param(
+        "site:\n  base_url: https://x.example/\n  max_entries: 9999999999999999999\nfeeds: []\n",
+        3,
+        "site.max_entries",
+        "must be at most 1000000, got 9999999999999999999",
+        id="int-too-large-for-sqlite",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    concurrency: 5000\nfeeds: []\n",
+        4,
+        "site.fetch.concurrency",
+        "must be at most 1000, got 5000",
+        id="too-many-connections",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    max_redirects: 1000\nfeeds: []\n",
+        4,
+        "site.fetch.max_redirects",
+        "must be at most 100, got 1000",
+        id="too-many-redirects",
+    ),
+    pytest.param(
+        "site: {base_url: 'https://x.example/'}\nfeeds:\n  - url: https://a.example/\n"
+        "    interval: 3000000d\n",
+        4,
+        "feeds[0].interval",
+        "the duration '3000000d' is too long; at most 365d",
+        id="interval-past-the-year-9999",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  interval: 999999999999d\nfeeds: []\n",
+        3,
+        "site.interval",
+        "the duration '999999999999d' is too long; at most 365d",
+        id="interval-too-long-for-timedelta",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  interval: 1" + "0" * 400 + "\nfeeds: []\n",
+        3,
+        "site.interval",
+        "is too long; at most 365d",
+        id="interval-too-long-for-float",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    deadline: 2h\nfeeds: []\n",
+        4,
+        "site.fetch.deadline",
+        "the duration '2h' is too long; at most 1h",
+        id="timeout-too-long",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    deadline: 1e400\nfeeds: []\n",
+        4,
+        "site.fetch.deadline",
+        "inf is not a finite duration",
+        id="infinite-duration",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    read_timeout: .nan\nfeeds: []\n",
+        4,
+        "site.fetch.read_timeout",
+        "nan is not a finite duration",
+        id="nan-duration",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    max_decoded_bytes: 2GB\nfeeds: []\n",
+        4,
+        "site.fetch.max_decoded_bytes",
+        "the size '2GB' is too large; at most 1GB",
+        id="size-too-large",
+    ),
+    pytest.param(
+        "site:\n  base_url: https://x.example/\n  fetch:\n    max_body_bytes: "
+        + "9" * 400
+        + "GB\nfeeds: []\n",
+        4,
+        "site.fetch.max_body_bytes",
+        "is too large",
+        id="size-too-large-for-float",
+    ),
+    pytest.param(
         "site:\n  base_url: https://x.example/\n  fetch:\n    concurrency: lots\nfeeds: []\n",
         4,
         "site.fetch.concurrency",
@@ -582,10 +662,89 @@ def test_parse_duration_accepts(text: str | float, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["15 minutes", "", "m", "1m30h", "0s", 0, -5, "-5m", True])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "15 minutes",
+        "",
+        "m",
+        "1m30h",
+        "0s",
+        0,
+        -5,
+        "-5m",
+        True,
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+        pytest.param(10**400, id="int-of-401-digits"),
+        pytest.param("9" * 400 + "d", id="days-of-400-digits"),
+    ],
+)
 def test_parse_duration_rejects(text: str | float) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        pytest.param(float("inf"), "inf is not a finite duration", id="inf"),
+        pytest.param(float("nan"), "nan is not a finite duration", id="nan"),
+        pytest.param("9" * 400 + "d", "is too long", id="days-of-400-digits"),
+        pytest.param(10**400, "is too long", id="int-of-401-digits"),
+    ],
+)
+def test_parse_duration_says_why_a_huge_number_is_refused(text: str | float, fragment: str) -> None:
+    with pytest.raises(ValueError, match="duration") as info:
+        parse_duration(text)
+    assert fragment in str(info.value)
+    assert "more than zero" not in str(info.value)
+
+
+def test_every_setting_takes_its_ceiling(tmp_path: Path) -> None:
+    """The ceilings are inclusive: each can be written as the message gives it."""
+    path = write(
+        tmp_path,
+        """\
+        site:
+          base_url: https://x.example/
+          interval: 365d
+          max_entries: 1000000
+          digest_per_category: 1000000
+          fetch:
+            connect_timeout: 1h
+            read_timeout: 3600
+            deadline: 60m
+            max_body_bytes: 1GB
+            max_decoded_bytes: 1073741824
+            max_redirects: 100
+            concurrency: 1000
+            max_entries_per_feed: 1000000
+            max_title_chars: 1000000
+            max_url_chars: 1000000
+        feeds:
+          - url: https://a.example/
+            interval: 365d
+        """,
+    )
+
+    site = load_config(path).site
+
+    assert site.interval == timedelta(days=365) == load_config(path).feeds[0].interval
+    assert (site.max_entries, site.digest_per_category) == (1_000_000, 1_000_000)
+    assert site.fetch == FetchLimits(
+        connect_timeout=3600,
+        read_timeout=3600,
+        deadline=3600,
+        max_body_bytes=1024**3,
+        max_decoded_bytes=1024**3,
+        max_redirects=100,
+        concurrency=1000,
+        max_entries_per_feed=1_000_000,
+        max_title_chars=1_000_000,
+        max_url_chars=1_000_000,
+    )
 
 
 @pytest.mark.parametrize(
@@ -602,7 +761,9 @@ def test_parse_size_accepts(text: str | int, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["16 megs", "0", 0, "-1", "KB"])
+@pytest.mark.parametrize(
+    "text", ["16 megs", "0", 0, "-1", "KB", pytest.param("9" * 400 + "GB", id="400-digits-GB")]
+)
 def test_parse_size_rejects(text: str | int) -> None:
     with pytest.raises(ValueError, match="size"):
         parse_size(text)

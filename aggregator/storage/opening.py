@@ -6,12 +6,15 @@ is Alembic imported (and then only when the schema is behind).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.util import asbool
 
 from aggregator.errors import StorageError
 from aggregator.storage.facade import Storage
@@ -55,16 +58,125 @@ def _unreachable(context: ExceptionContext) -> None:
     raise StorageError(f"cannot reach database{url}: {reason}")
 
 
-def _create_engine(url: str) -> Engine:
-    parsed = make_url(url)
+#: What works, as README's PostgreSQL section says: said whenever a URL asks for anything else.
+_SUPPORTED = "only SQLite (sqlite:///PATH) and PostgreSQL through psycopg (postgresql+psycopg://…)"
+
+#: The arguments of Python's sqlite3 that SQLAlchemy takes from an SQLite
+#: URL's query (its pysqlite dialect), each with how to read it and what it
+#: must be. SQLAlchemy drops any other silently (with only a warning) unless
+#: ``uri=true`` hands them to SQLite as URI parameters.
+_SQLITE_ARGUMENTS: dict[str, tuple[Callable[[str], object], str]] = {
+    "uri": (asbool, "true or false"),
+    "timeout": (float, "a number of seconds"),
+    "isolation_level": (str, "text"),
+    "detect_types": (int, "a whole number"),
+    "check_same_thread": (asbool, "true or false"),
+    "cached_statements": (int, "a whole number"),
+}
+
+
+def _masked(url: str) -> str:
+    """`url` with its password hidden, as SQLAlchemy's URL shows it, even if it does not parse."""
+    try:
+        return repr(make_url(url))
+    except (ArgumentError, ValueError):
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url, count=1)
+
+
+def _parse(url: str) -> URL:
+    """The URL as SQLAlchemy reads it; StorageError, saying why, if it cannot."""
+    try:
+        parsed = make_url(url)
+    except ValueError:  # int() of the port, the only number a URL holds
+        raise StorageError(
+            f"cannot open database {_masked(url)}: the port is not a number"
+        ) from None
+    except ArgumentError:
+        raise StorageError(f"cannot open database {_masked(url)}: not a database URL") from None
+    # SQLAlchemy names a dialect and at most one driver, "postgresql+psycopg";
+    # more pluses fail deep inside it.
+    if not re.fullmatch(r"\w+(\+\w+)?", parsed.drivername):
+        raise StorageError(
+            f"cannot open database {parsed!r}: unknown database type "
+            f"{parsed.drivername!r}; {_SUPPORTED} are supported"
+        )
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _enable_sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+        _check_sqlite_query(parsed)
+    return parsed
+
+
+def _check_sqlite_query(url: URL) -> None:
+    """Refuse a query SQLAlchemy would misread or drop, before it does.
+
+    A bad value (``timeout=abc``) would fail inside SQLAlchemy with a bare
+    ValueError, and a name it does not know (``mode=ro``) would be dropped
+    with a library warning while the database opened anyway, writable.
+    SQLite's own URI parameters work as SQLAlchemy documents: with
+    ``uri=true`` and a ``file:`` path; without the ``file:``, SQLite would
+    take the query as part of the file's name.
+    """
+    where = f"cannot open database {url!r}"
+    for name, value in url.query.items():
+        if name not in _SQLITE_ARGUMENTS:
+            continue
+        convert, expected = _SQLITE_ARGUMENTS[name]
+        if not isinstance(value, str):
+            raise StorageError(f"{where}: the query parameter {name!r} is given more than once")
+        try:
+            convert(value)
+        except ValueError:
+            raise StorageError(
+                f"{where}: the query parameter {name}={value!r} must be {expected}"
+            ) from None
+    others = sorted(set(url.query) - set(_SQLITE_ARGUMENTS))
+    if not others:
+        return
+    named = ", ".join(repr(name) for name in others)
+    uri = asbool(url.query.get("uri", "false"))
+    if uri and (url.database or "").startswith("file:"):
+        return
+    fate = "become part of the file's name" if uri else "be ignored"
+    raise StorageError(
+        f"{where}: the query parameter(s) {named} would {fate}: SQLite reads its URI "
+        "parameters only with uri=true and a file: path, as in "
+        "sqlite:///file:PATH?mode=rw&uri=true"
+    )
+
+
+def _create_engine(url: str) -> Engine:
+    """The engine for `url`; StorageError, saying why, for a URL that cannot give one.
+
+    Checked here, before SQLAlchemy, and translated after it: a URL is
+    written by hand in feeds.yaml, and each way of getting it wrong would
+    otherwise end the command in a traceback.
+    """
+    parsed = _parse(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _enable_sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise StorageError(
+            f"cannot open database {parsed!r}: unknown database type "
+            f"{parsed.drivername!r}; {_SUPPORTED} are supported"
+        ) from None
+    except ImportError as e:  # the dialect is known, its driver is not installed
+        module = e.name or str(e)
+        if module == "psycopg":
+            reason = (
+                "the PostgreSQL driver psycopg is not installed; "
+                "install it with .venv/bin/pip install -e '.[postgres]'"
+            )
+        else:
+            reason = f"its driver {module!r} is not installed; {_SUPPORTED} are supported"
+        raise StorageError(f"cannot open database {parsed!r}: {reason}") from None
+    except (ValueError, TypeError) as e:  # any other value SQLAlchemy cannot read
+        raise StorageError(f"cannot open database {parsed!r}: {e}") from None
     event.listen(engine, "handle_error", _unreachable)
     return engine
 
