@@ -11,8 +11,12 @@ intents that storage writes as they are. The dedup rules:
    entry instead of adding one.
 4. A link that appears on several entries of one document (a feed linking
    every item to its home page) identifies none of them.
-5. The feed that first brought a story owns its fields; other sources only fill
-   fields it lacks, so the result does not depend on fetch order.
+5. Of a story's sources, the one listed first in feeds.yaml owns its title,
+   link, text and dates; the others only fill fields it lacks. A source that
+   joins a story and is listed before its owner takes it over, so what is
+   published does not depend on which fetch finished first. A feed no longer
+   listed ranks after every listed one. Ownership moves only when a source
+   joins: reordering feeds.yaml leaves stored stories as they are.
 """
 
 from __future__ import annotations
@@ -116,6 +120,32 @@ def merge_fields(
     return merged
 
 
+def ranks_before(ranks: Mapping[int, int], feed_id: int, owner_id: int) -> bool:
+    """Whether `feed_id` is listed before `owner_id` in feeds.yaml, and so owns what they share.
+
+    A feed without a rank (no longer listed) comes after every listed one, so
+    a removed feed's stories go to the first listed feed that carries them;
+    two unlisted feeds never displace each other.
+    """
+    rank = ranks.get(feed_id)
+    if rank is None:
+        return False
+    owner_rank = ranks.get(owner_id)
+    return owner_rank is None or rank < owner_rank
+
+
+def take_over(current: StoryFields, entry: EntryData, now: datetime) -> StoryFields:
+    """The story's fields once `entry`'s feed, listed before the story's owner, owns it.
+
+    The same as if that feed's fetch had finished first and the others had then
+    filled in: its values win, the previous owner's fill what it lacks, and
+    `updated` is its own (the previous owner's said when its version changed).
+    Its publication date replaces the stored one only when the entry gives one.
+    """
+    merged = merge_fields(current, entry, owner=True, changed=False, now=now)
+    return dataclasses.replace(merged, updated=entry.updated)
+
+
 def _raw_body(preferred: StoryFields, fallback: StoryFields) -> str | None:
     """The raw HTML of whichever source the merged body (content, else summary) came from."""
     for fields in (preferred, fallback):
@@ -189,10 +219,13 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
         elif story_id is not None:
             claimed_stories.add(story_id)
             story = context.stories[story_id]
-            merged = merge_fields(story.fields, entry, owner=False, changed=False, now=now)
-            added.append(
-                AddSource(story_id, entry.entry_id, fingerprint, _changed_fields(story, merged))
-            )
+            takes_over = ranks_before(context.ranks, context.feed_id, story.primary_feed_id)
+            if takes_over:
+                merged = take_over(story.fields, entry, now)
+            else:
+                merged = merge_fields(story.fields, entry, owner=False, changed=False, now=now)
+            fields = _changed_fields(story, merged)
+            added.append(AddSource(story_id, entry.entry_id, fingerprint, fields, takes_over))
         else:
             new.append(
                 NewStory(

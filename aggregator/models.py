@@ -136,8 +136,12 @@ class Enclosure:
 class RawEntry:
     """An entry as the document states it, before any cleaning.
 
-    HTML is untouched and URLs may be relative to `base`; `clean` turns this
-    into an `EntryData`.
+    HTML is untouched and URLs may be relative; `clean` turns this into an
+    `EntryData`. `base` is the base URL in effect for the entry's elements: the
+    xml:base the document states for it, else the document's own URL.
+    `explicit_base` tells the two apart, because only the feed's own elements
+    are relative to the document's URL: without an xml:base, the HTML bodies
+    are relative to the entry's page (`clean.body_base`).
     """
 
     guid: str | None
@@ -154,6 +158,7 @@ class RawEntry:
     media_thumbnails: tuple[str, ...] = ()
     media_images: tuple[str, ...] = ()
     itunes_image: str | None = None
+    explicit_base: bool = False
 
 
 @dataclass(frozen=True)
@@ -423,6 +428,10 @@ class FeedContext:
     story_by_link: Mapping[str, int]
     own_source_by_story: Mapping[int, StoredSource]
     stories: Mapping[int, StoredStory]
+    #: Feed id → place in feeds.yaml (0 first), for this feed and the owners of the
+    #: stories it may join: who owns a cross-post. A feed without one (no longer
+    #: listed, or not read) ranks after every listed feed.
+    ranks: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -438,12 +447,17 @@ class NewStory:
 
 @dataclass(frozen=True)
 class AddSource:
-    """Another feed carries a known story: remember it; `fields` fills gaps (None: no change)."""
+    """Another feed carries a known story: remember it; `fields` fills gaps (None: no change).
+
+    `takes_over`: this feed is listed before the story's owner and becomes its
+    owner (`fields` then prefer its values).
+    """
 
     story_id: int
     entry_id: str
     entry_hash: str
     fields: StoryFields | None
+    takes_over: bool = False
 
 
 @dataclass(frozen=True)

@@ -457,11 +457,14 @@ def _parsed_feed(result: Mapping[str, Any], base: str, warning: str | None) -> P
     feed = result.get("feed") or {}
     # Atom entries inherit the feed's author; an RSS channel's managingEditor is no author.
     feed_author = _author(feed) if version.startswith("atom") else None
+    implicit = _implicit_bases(base)
     return ParsedFeed(
         format=version or "unknown",
         title=_feed_title(feed),
         link=absolute_web_url(_nonempty(feed.get("link")), base),
-        entries=tuple(_raw_entry(e, base, feed_author) for e in result.get("entries") or []),
+        entries=tuple(
+            _raw_entry(e, base, implicit, feed_author) for e in result.get("entries") or []
+        ),
         warning=warning,
         update_hint=update_hint(
             _nonempty(feed.get("ttl")),
@@ -469,6 +472,24 @@ def _parsed_feed(result: Mapping[str, Any], base: str, warning: str | None) -> P
             _nonempty(feed.get("sy_updatefrequency")),
         ),
     )
+
+
+def _implicit_bases(location: str) -> frozenset[str]:
+    """The bases feedparser reports in a document that states no xml:base.
+
+    It starts from Content-Location and, at every element, joins the base with
+    itself, which may rewrite it (a bare "?" or "#" dropped): fastparse declines
+    such a URL, but feedparser reads the document with the rewritten base.
+    Any other base is an xml:base of the document's. One that names the
+    document's own URL cannot be told from none: its entries' bodies resolve
+    against their links, as if it were absent.
+    """
+    bases = {location}
+    current = location
+    while (joined := _REFERENCE.join_url(current, current)) and joined not in bases:
+        bases.add(joined)
+        current = joined
+    return frozenset(bases)
 
 
 def _not_a_feed_reason(body: bytes, bozo_exc: object, url: str) -> str:
@@ -602,15 +623,27 @@ def _itunes_image(entry: Mapping[str, Any]) -> str | None:
     return _nonempty(image.get("href"))
 
 
-def _raw_entry(entry: Mapping[str, Any], document_base: str, feed_author: str | None) -> RawEntry:
+def _raw_entry(
+    entry: Mapping[str, Any],
+    document_base: str,
+    implicit_bases: frozenset[str],
+    feed_author: str | None,
+) -> RawEntry:
+    """One entry; its base is its body's (feedparser gives each block the base in effect).
+
+    `implicit_bases` are the bases feedparser gives where no xml:base is
+    stated (`_implicit_bases`), so that any other is known to be explicit.
+    """
     content, content_base = _content_html(entry)
     summary = _summary_html(entry)
     summary_base = _nonempty((entry.get("summary_detail") or {}).get("base"))
+    base = content_base or summary_base or document_base or None
     return RawEntry(
         guid=_nonempty(entry.get("id")),
         title=_detail_html(entry, "title"),
         link=_nonempty(entry.get("link")),
-        base=content_base or summary_base or document_base or None,
+        base=base,
+        explicit_base=base is not None and base not in implicit_bases,
         author=_author(entry) or feed_author,
         published=_parsed_date(entry, "published_parsed"),
         updated=_parsed_date(entry, "updated_parsed"),
@@ -723,6 +756,8 @@ def _json_enclosures(item: Mapping[str, Any]) -> tuple[Enclosure, ...]:
 
 
 def _json_entry(item: Mapping[str, Any], url: str, feed_author: str | None) -> RawEntry:
+    """One item. JSON Feed has no xml:base, so its HTML resolves as that of an RSS
+    item without one: against the item's page, else the document's URL."""
     content = _json_content(item)
     summary = _escaped(_json_text(item.get("summary")))
     images = (_nonempty(item.get("image")), _nonempty(item.get("banner_image")))

@@ -291,11 +291,12 @@ def test_links_get_noopener_noreferrer() -> None:
     assert "target" not in cleaned
 
 
-def test_relative_urls_resolve_against_base() -> None:
+def test_relative_urls_resolve_against_an_explicit_xml_base() -> None:
     cleaned = content_of(
         '<a href="../other">o</a><img src="img/a.png" srcset="img/a2.png 2x, /b.png 3x">'
         '<video src="v.mp4" poster="p.jpg"></video><a href="mailto:me@x.example">m</a>',
         base="https://blog.example/posts/2024/",
+        explicit_base=True,
     )
     assert 'href="https://blog.example/posts/other"' in cleaned
     assert 'src="https://blog.example/posts/2024/img/a.png"' in cleaned
@@ -305,6 +306,76 @@ def test_relative_urls_resolve_against_base() -> None:
     )
     assert 'poster="https://blog.example/posts/2024/p.jpg"' in cleaned
     assert 'href="mailto:me@x.example"' in cleaned
+
+
+FEED_URL = "https://host.example/blog/feeds/rss.xml"
+ENTRY_PAGE = "https://host.example/blog/2026/12/post.html"
+BODY = (
+    '<p><img src="images/photo.jpg" srcset="images/big.jpg 2x">'
+    ' <a href="../11/older.html">o</a></p>'
+)
+
+
+def test_body_urls_resolve_against_the_entry_link_when_no_xml_base_is_stated() -> None:
+    entry = clean(
+        raw(
+            base=FEED_URL,
+            link=ENTRY_PAGE,
+            summary_html=BODY,
+            content_html=BODY.replace("<p>", "<p>Full: "),
+            enclosures=(Enclosure("files/talk.mp3", "audio/mpeg"),),
+        )
+    )
+    for body in (entry.content, entry.summary):
+        assert body is not None
+        assert 'src="https://host.example/blog/2026/12/images/photo.jpg"' in body
+        assert 'srcset="https://host.example/blog/2026/12/images/big.jpg 2x"' in body
+        assert 'href="https://host.example/blog/2026/11/older.html"' in body
+    assert entry.thumbnail == "https://host.example/blog/2026/12/images/photo.jpg"
+    # The feed's own elements stay relative to the document.
+    assert entry.enclosures[0].url == "https://host.example/blog/feeds/files/talk.mp3"
+
+
+def test_a_relative_entry_link_resolves_against_the_document_and_then_bases_the_body() -> None:
+    entry = clean(raw(base=FEED_URL, link="../2026/12/post.html", content_html=BODY))
+    assert entry.link == ENTRY_PAGE
+    assert entry.content is not None
+    assert 'src="https://host.example/blog/2026/12/images/photo.jpg"' in entry.content
+
+
+def test_an_explicit_xml_base_outranks_the_entry_link() -> None:
+    base = "https://host.example/blog/assets/"
+    entry = clean(
+        raw(
+            base=base,
+            explicit_base=True,
+            link=ENTRY_PAGE,
+            content_html=BODY,
+            media_thumbnails=("thumb.jpg",),
+        )
+    )
+    assert entry.content is not None
+    assert 'src="https://host.example/blog/assets/images/photo.jpg"' in entry.content
+    assert 'href="https://host.example/blog/11/older.html"' in entry.content
+    assert entry.thumbnail == "https://host.example/blog/assets/thumb.jpg"
+
+
+@pytest.mark.parametrize("link", [None, "", "javascript:alert(1)", "mailto:me@host.example"])
+def test_body_urls_fall_back_to_the_document_url_without_a_usable_link(
+    link: str | None,
+) -> None:
+    entry = clean(raw(base=FEED_URL, link=link, content_html=BODY))
+    assert entry.content is not None
+    assert 'src="https://host.example/blog/feeds/images/photo.jpg"' in entry.content
+    assert entry.thumbnail == "https://host.example/blog/feeds/images/photo.jpg"
+
+
+def test_a_link_too_long_to_keep_is_no_base_either() -> None:
+    long_link = ENTRY_PAGE + "?" + "x" * 100
+    limits = FetchLimits(max_url_chars=len(long_link) - 1)
+    entry = normalise_entry(raw(base=FEED_URL, link=long_link, content_html=BODY), FETCHED, limits)
+    assert entry is not None and entry.link is None and entry.content is not None
+    assert 'src="https://host.example/blog/feeds/images/photo.jpg"' in entry.content
 
 
 def test_relative_urls_resolve_against_link_without_base() -> None:

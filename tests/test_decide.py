@@ -12,6 +12,7 @@ from aggregator.decide import (
     merge_fields,
     newest_entries,
     next_poll,
+    ranks_before,
     retry_after,
 )
 from aggregator.identity import canonical_link, content_hash
@@ -163,6 +164,52 @@ def test_owner_values_win_over_secondary_sources() -> None:
     )
     owner_edit = entry("a", "https://x.test/s", title="Edited")
     assert merge_fields(current, owner_edit, owner=True, changed=True, now=NOW).title == "Edited"
+
+
+def test_source_listed_before_the_owner_takes_over_a_story_it_joins() -> None:
+    from_b = entry(
+        "urn:b:1",
+        "https://example.org/story-1#comments",
+        title="Title from B",
+        thumbnail="https://img.test/b.png",
+        updated=NOW - timedelta(minutes=30),
+    )
+    from_a = entry("a-1", "https://example.org/story-1", title="Title from A", author="Ann")
+    ranks = {FEED_A: 0, FEED_B: 1}  # A is listed first in feeds.yaml
+    b_owns = stored(FEED_B, from_b, 10, 100, FEED_B)
+    in_a = replace(
+        b_owns, feed_id=FEED_A, sources_by_entry_id={}, own_source_by_story={}, ranks=ranks
+    )
+
+    (added,) = decide_feed(in_a, [from_a], NOW).added
+    assert added.takes_over and added.story_id == 10
+    assert added.fields is not None
+    assert (added.fields.title, added.fields.link, added.fields.summary) == (
+        "Title from A",
+        "https://example.org/story-1",
+        "<p>a-1</p>",
+    )
+    assert added.fields.thumbnail == "https://img.test/b.png"  # B still fills what A lacks
+    # Exactly what A's fetch finishing first, then B's, would have stored.
+    a_first = merge_fields(fields_from_entry(from_a), from_b, owner=False, changed=False, now=NOW)
+    assert added.fields == a_first
+
+    # Listed after the owner: B joining A's story only fills, as before.
+    a_owns = stored(FEED_A, from_a, 10, 100, FEED_A)
+    in_b = replace(
+        a_owns, feed_id=FEED_B, sources_by_entry_id={}, own_source_by_story={}, ranks=ranks
+    )
+    (joined,) = decide_feed(in_b, [from_b], NOW).added
+    assert not joined.takes_over
+    assert joined.fields == a_first
+
+
+def test_a_feed_no_longer_listed_ranks_after_every_listed_feed() -> None:
+    listed_only_a = {FEED_A: 0}
+    assert ranks_before(listed_only_a, FEED_A, FEED_B)
+    assert not ranks_before(listed_only_a, FEED_B, FEED_A)
+    assert not ranks_before({}, FEED_B, FEED_A)  # two unlisted feeds never displace each other
+    assert not ranks_before({FEED_A: 0, FEED_B: 1}, FEED_A, FEED_A)
 
 
 def test_unknown_publication_date_keeps_the_stored_one() -> None:

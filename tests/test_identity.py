@@ -2,7 +2,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregator.identity import canonical_link, content_hash, entry_fingerprint, story_uid
+from aggregator.clean import CLEANING_REVISION
+from aggregator.identity import (
+    READING_REVISION,
+    body_hash,
+    canonical_link,
+    content_hash,
+    entry_fingerprint,
+    story_uid,
+)
 from aggregator.models import Enclosure, EntryData, RawEntry
 
 
@@ -111,10 +119,23 @@ def test_entry_fingerprint_changes_with_what_cleaning_reads_but_not_with_dates()
         _raw(author=None), _raw(summary_html="<p>t</p>"), _raw(content_html=None),
         _raw(tags=("a", "b")), _raw(enclosures=()), _raw(media_thumbnails=()),
         _raw(media_images=("https://x.test/i.jpg",)), _raw(itunes_image="https://x.test/i.png"),
+        _raw(explicit_base=True),
     ]  # fmt: skip
     fingerprints = {entry_fingerprint(raw, "1/1000/4096") for raw in changed}
     assert len(fingerprints) == len(changed) and base not in fingerprints
     assert entry_fingerprint(_raw(), "1/80/4096") != base  # other cleaning rules
+
+
+def test_documents_are_read_again_when_the_cleaning_rules_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unchanged document is never parsed again, so its entries would not be
+    cleaned under new rules unless its hash changes with them."""
+    assert READING_REVISION == CLEANING_REVISION
+    before = body_hash(b"<rss/>")
+    assert body_hash(b"<rss/>") == before
+    monkeypatch.setattr("aggregator.identity.READING_REVISION", READING_REVISION + 1)
+    assert body_hash(b"<rss/>") != before
 
 
 def test_entry_fingerprint_keeps_dates_when_they_are_part_of_the_id() -> None:

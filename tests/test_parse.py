@@ -11,7 +11,7 @@ import pytest
 from aggregator.clean import normalise_entry
 from aggregator.errors import ParseError
 from aggregator.models import Enclosure, ParsedFeed, RawEntry
-from aggregator.parse import parse_document, parse_with_feedparser, update_hint
+from aggregator.parse import parse_document, parse_fast, parse_with_feedparser, update_hint
 from tests.conftest import shared_path
 from tests.corpus import SCRIPT_PAYLOAD, corpus_files, corpus_headers
 
@@ -363,6 +363,75 @@ def test_html_page_is_not_a_feed() -> None:
 def test_garbage_is_not_a_feed(body: bytes) -> None:
     with pytest.raises(ParseError, match="not a feed"):
         parse_document(body, RSS, "https://g/")
+
+
+# --------------------------------------------------------------------------- bases of bodies
+
+BLOG_FEED = "https://host.example/blog/feeds/rss.xml"
+BLOG_ITEM = (
+    "<item><title>P</title><link>{link}</link><description>&lt;p&gt;&lt;img "
+    'src="images/photo.jpg"&gt; see &lt;a href="../11/older.html"&gt;older&lt;/a&gt;&lt;/p&gt;'
+    "</description></item>"
+)
+
+
+def cleaned_body(entry: RawEntry) -> str:
+    result = normalise_entry(entry, datetime(2026, 12, 31, tzinfo=UTC))
+    assert result is not None
+    body = result.content or result.summary
+    assert body is not None
+    return body
+
+
+@pytest.mark.parametrize("declaration", ['<?xml version="1.0"?>', "<!DOCTYPE rss>"])
+def test_rss_without_xml_base_resolves_bodies_against_the_item_link(declaration: str) -> None:
+    """The same by lxml and by feedparser (a DOCTYPE sends the document to feedparser)."""
+    body = rss_document(BLOG_ITEM.format(link="../2026/12/post.html"), declaration)
+    readings = [parse_with_feedparser(body, RSS, BLOG_FEED), parse_document(body, RSS, BLOG_FEED)]
+    fast = parse_fast(body, RSS, BLOG_FEED)
+    assert (fast is None) == declaration.startswith("<!DOCTYPE")
+    for feed in [*readings, *filter(None, [fast])]:
+        (entry,) = feed.entries
+        assert (entry.base, entry.explicit_base) == (BLOG_FEED, False)
+        assert entry.link == "https://host.example/blog/2026/12/post.html"
+        cleaned = cleaned_body(entry)
+        assert 'src="https://host.example/blog/2026/12/images/photo.jpg"' in cleaned
+        assert 'href="https://host.example/blog/2026/11/older.html"' in cleaned
+
+
+def test_a_relative_xml_base_is_resolved_and_outranks_the_item_link() -> None:
+    items = '<item xml:base="../assets/">' + BLOG_ITEM.format(link="/blog/p.html")[6:]
+    (entry,) = parse_document(rss_document(items), RSS, BLOG_FEED).entries
+    assert (entry.base, entry.explicit_base) == ("https://host.example/blog/assets/", True)
+    assert entry.link == "https://host.example/blog/p.html"
+    cleaned = cleaned_body(entry)
+    assert 'src="https://host.example/blog/assets/images/photo.jpg"' in cleaned
+    assert 'href="https://host.example/blog/11/older.html"' in cleaned
+
+
+def test_atom_xml_base_of_the_feed_or_entry_is_explicit(atom10: ParsedFeed) -> None:
+    assert [e.explicit_base for e in atom10.entries] == [True, True]
+
+
+@pytest.mark.parametrize("url", [f"{BLOG_FEED}?", f"{BLOG_FEED}#"])
+def test_a_document_url_feedparser_rewrites_is_no_xml_base(url: str) -> None:
+    body = rss_document(BLOG_ITEM.format(link="https://host.example/blog/2026/12/post.html"))
+    (entry,) = parse_document(body, RSS, url).entries
+    assert (entry.base, entry.explicit_base) == (BLOG_FEED, False)  # read by feedparser
+    assert 'src="https://host.example/blog/2026/12/images/photo.jpg"' in cleaned_body(entry)
+
+
+def test_json_feed_bodies_resolve_against_the_item_url() -> None:
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": ['
+        b'{"id": "1", "url": "https://host.example/blog/2026/12/post.html",'
+        b' "content_html": "<img src=\\"images/photo.jpg\\">"},'
+        b' {"id": "2", "content_html": "<img src=\\"images/photo.jpg\\">"}]}'
+    )
+    first, second = parse_document(body, JSON, BLOG_FEED).entries
+    assert (first.base, first.explicit_base) == (BLOG_FEED, False)
+    assert 'src="https://host.example/blog/2026/12/images/photo.jpg"' in cleaned_body(first)
+    assert 'src="https://host.example/blog/feeds/images/photo.jpg"' in cleaned_body(second)
 
 
 # --------------------------------------------------------------------------- smaller rules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from lxml import etree
 from aggregator.models import RawEntry
 from tests.conftest import ConfigWriter
 from tests.feedbuilder import Item, atom, rss
-from tests.httpserver import Reply, Request, closed_port_url, serve
+from tests.httpserver import Reply, Request, closed_port_url, delayed, serve
 from tests.postgres import PostgresServer
 
 Cli = Callable[..., Result]
@@ -170,6 +171,65 @@ def test_cross_posted_story_appears_once_in_all_and_in_each_category(
     assert len(ids) == 1  # the same stable id everywhere
     item = json.loads(published(config, "feeds/all.json").read_text("utf-8"))["items"][0]
     assert {s["title"] for s in item["_sources"]} == {"Source A", "Source B"}
+
+
+def test_feed_listed_first_owns_a_cross_post_even_when_its_fetch_finishes_last(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    date = "Mon, 01 Jan 2024 10:00:00 GMT"
+    feed_a = rss(
+        "A", [Item("Title from A", "https://example.org/story-1", "a-1", date, "<p>A says</p>")]
+    )
+    feed_b = atom(
+        "B",
+        [
+            Item(
+                "Title from B",
+                "https://example.org/story-1#comments",
+                "urn:b:1",
+                "2024-01-01T09:00:00Z",
+                "<p>B says</p>",
+                author="Bea",
+            )
+        ],
+    )
+    with serve(
+        {
+            "/a": delayed(1.5, Reply(body=feed_a, headers=RSS)),
+            "/b": Reply(body=feed_b, headers=ATOM),
+        }
+    ) as server:
+        config = write_config(
+            [
+                {"url": server.url("/a"), "name": "Source A", "categories": ["tech"]},
+                {"url": server.url("/b"), "name": "Source B", "categories": ["tech"]},
+            ]
+        )
+        first = cli("--config", str(config), "update")
+        assert first.exit_code == 0, first.output
+        with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+            stored_by = db.execute(
+                "SELECT f.url FROM entry_sources s JOIN feeds f ON f.id = s.feed_id ORDER BY s.id"
+            ).fetchall()
+        assert stored_by == [(server.url("/b"),), (server.url("/a"),)]  # B's answer came first
+        assert story_count(config) == 1
+        mtimes = {p: p.stat().st_mtime_ns for p in published(config, "").rglob("*") if p.is_file()}
+
+        server.routes["/a"] = Reply(body=feed_a, headers=RSS)
+        second = cli("--config", str(config), "update")
+        assert second.exit_code == 0, second.output
+        assert "0 new and 0 updated" in second.output
+        assert "0 output files written" in second.output
+        assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing rewritten
+
+    (entry,) = parse_output(published(config, "feeds/all.atom")).entries
+    assert entry.title == "Title from A"
+    assert entry.link == "https://example.org/story-1"
+    assert "A says" in entry.summary
+    (item,) = json.loads(published(config, "feeds/all.json").read_text("utf-8"))["items"]
+    assert [s["title"] for s in item["_sources"]] == ["Source A", "Source B"]
+    assert item["date_published"].startswith("2024-01-01T10:00:00")
+    assert item["authors"] == [{"name": "Bea"}]  # B fills what A lacks
 
 
 def test_gb18030_feed_titles_appear_correctly_in_digest(
@@ -566,3 +626,83 @@ def test_an_update_long_after_opening_reads_feed_states_anew(
             waiting.close()
     # The ETag the other process stored was read and sent: a conditional poll.
     assert server.requests_to("/f")[-1].headers.get("if-none-match") == '"e1"'
+
+
+RELATIVE_BODY = '<p><img src="images/photo.jpg"> see <a href="../11/older.html">older</a></p>'
+
+
+def blog_feeds(server_url: Callable[[str], str]) -> dict[str, Reply]:
+    """An RSS feed without xml:base (an item with a link, one without) and an Atom feed
+    whose xml:base points elsewhere than its entry's link."""
+    items = [
+        Item("Linked", server_url("/blog/2026/12/post.html"), "r1", description=RELATIVE_BODY),
+        Item("Unlinked", None, "r2", description=RELATIVE_BODY),
+    ]
+    based = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/blog/static/">'
+        "<title>Atom</title><id>urn:a</id><updated>2024-01-01T00:00:00Z</updated>"
+        '<entry><title>Based</title><id>urn:a:1</id><link href="../2026/12/based.html"/>'
+        "<updated>2024-01-01T00:00:00Z</updated>"
+        f'<content type="html">{html.escape(RELATIVE_BODY)}</content></entry></feed>'
+    )
+    return {
+        "/blog/feeds/rss.xml": Reply(body=rss("RSS", items), headers=RSS),
+        "/blog/feeds/atom.xml": Reply(body=based.encode(), headers=ATOM),
+    }
+
+
+def published_items(config: Path) -> dict[str, dict[str, Any]]:
+    document = json.loads(published(config, "feeds/all.json").read_text("utf-8"))
+    return {item["title"]: item for item in document["items"]}
+
+
+def test_relative_urls_in_bodies_resolve_against_the_entry_page_unless_xml_base_is_stated(
+    write_config: ConfigWriter, cli: Cli
+) -> None:
+    with serve() as server:
+        server.routes.update(blog_feeds(server.url))
+        config = write_config(
+            [{"url": server.url(f"/blog/feeds/{n}")} for n in ("rss.xml", "atom.xml")]
+        )
+        result = cli("--config", str(config), "update")
+        assert result.exit_code == 0, result.output
+    items = published_items(config)
+    blog = server.url("/blog")
+    expected = {  # title: (image and thumbnail, link in the body)
+        "Linked": (f"{blog}/2026/12/images/photo.jpg", f"{blog}/2026/11/older.html"),
+        "Unlinked": (f"{blog}/feeds/images/photo.jpg", f"{blog}/11/older.html"),  # the document's
+        "Based": (f"{blog}/static/images/photo.jpg", f"{blog}/11/older.html"),  # the xml:base's
+    }
+    for title, (image, older) in expected.items():
+        assert f'src="{image}"' in items[title]["content_html"], title
+        assert f'href="{older}"' in items[title]["content_html"], title
+        assert items[title]["image"] == image, title
+    assert items["Based"]["url"] == f"{blog}/2026/12/based.html"  # the link itself: xml:base
+
+
+def test_entries_cleaned_under_the_old_base_rule_are_cleaned_again_once(
+    write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aggregator.clean
+    import aggregator.identity
+
+    # The rules before bodies resolved against their entry's link.
+    monkeypatch.setattr(aggregator.clean, "CLEANING_REVISION", 1)
+    monkeypatch.setattr(aggregator.identity, "READING_REVISION", 1)
+    monkeypatch.setattr(aggregator.clean, "body_base", lambda raw, link: raw.base or link)
+    with serve() as server:
+        server.routes.update(blog_feeds(server.url))
+        config = write_config([{"url": server.url("/blog/feeds/rss.xml")}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        old = published_items(config)["Linked"]["image"]
+        assert old == server.url("/blog/feeds/images/photo.jpg")
+        monkeypatch.undo()
+        result = cli("--config", str(config), "update")
+        assert result.exit_code == 0, result.output
+        assert "0 new and 1 updated" in result.output  # the unlinked entry reads the same
+        assert published_items(config)["Linked"]["image"] == server.url(
+            "/blog/2026/12/images/photo.jpg"
+        )
+        again = cli("--config", str(config), "update")
+        assert "0 new and 0 updated" in again.output

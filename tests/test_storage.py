@@ -1,6 +1,7 @@
 """aggregator.storage against real SQLite files in tmp_path and a real PostgreSQL server."""
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -127,6 +128,35 @@ def test_cross_post_is_one_story_with_both_sources_and_union_of_categories(
     assert storage.newest_stories("science", 10)[0].uid == story.uid
 
 
+def test_feed_listed_first_takes_over_a_story_it_joins_and_keeps_it(database_url: str) -> None:
+    storage = open_db(database_url)  # A is listed before B
+    from_b = entry("b1", "https://x.test/s#c", title="From B", thumbnail="https://img.test/b.png")
+    ingest(storage, B, [from_b])
+    intents, touched = ingest(storage, A, [entry("a1", "https://x.test/s", title="From A")])
+    assert [a.takes_over for a in intents.added] == [True] and touched
+    (story,) = storage.newest_stories(None, 10)
+    assert (story.title, story.link) == ("From A", "https://x.test/s")
+    assert story.thumbnail == "https://img.test/b.png"  # B fills what A lacks
+    assert [s.feed_url for s in story.sources] == [A.url, B.url]  # the owner leads
+
+    ingest(storage, B, [replace(from_b, title="B edited")])
+    assert storage.newest_stories(None, 10)[0].title == "From A"  # B only fills
+    ingest(storage, A, [entry("a1", "https://x.test/s", title="A edited")])
+    assert storage.newest_stories(None, 10)[0].title == "A edited"  # the owner's edit counts
+
+
+def test_a_story_of_a_feed_no_longer_listed_goes_to_the_listed_feed_that_joins_it(
+    database_url: str,
+) -> None:
+    storage = open_db(database_url)
+    ingest(storage, A, [entry("a1", "https://x.test/s", title="From A")])
+    storage.sync_feeds([B], NOW)  # A, listed first until now, is removed
+    intents, _ = ingest(storage, B, [entry("b1", "https://x.test/s", title="From B")])
+    assert [a.takes_over for a in intents.added] == [True]
+    (story,) = storage.newest_stories(None, 10)
+    assert story.title == "From B"
+
+
 def test_removed_feed_drops_out_of_outputs(database_url: str) -> None:
     storage = open_db(database_url)
     ingest(storage, B, [entry("b1", "https://y.test/1")])
@@ -238,6 +268,7 @@ def test_raw_body_and_each_source_with_its_channel_title_and_categories(
     database_url: str,
 ) -> None:
     storage = open_db(database_url)
+    storage.sync_feeds([B, A], NOW)  # B listed first: its story stays its own when A joins
     raw = "<div>   \n<p align=center>Raw <img src=x.png></p>"
     ingest(storage, B, [entry("b1", "https://x.test/s", raw_body=raw)])
     state = storage.feed_states()[B.url]

@@ -357,7 +357,7 @@ class DigestReader:
                     primary,
                     text,
                 ) in connection.execute(query):
-                    # The story's first source leads; the others follow in the order they came.
+                    # The story's owner (its primary feed) leads; the others follow as they came.
                     order = sorted(feeds[story_id], key=lambda f: f != primary)
                     if order == [primary] and text is not None:
                         copied_right.add(story_id)

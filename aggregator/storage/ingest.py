@@ -26,6 +26,7 @@ from aggregator.storage.rows import RowInsert, enclosures_from_json, enclosures_
 from aggregator.storage.schema import (
     CARD_FIELDS,
     CARDS_TABLE,
+    FEEDS_TABLE,
     SOURCES_TABLE,
     STORIES_TABLE,
     UNPUBLISHED_KEY,
@@ -61,6 +62,16 @@ _RECENT_FINGERPRINTS = (
 )
 _STORIES_BY_ID = select(STORIES_TABLE).where(
     STORIES_TABLE.c.id.in_(bindparam("story_ids", expanding=True))
+)
+# Where feeds stand in feeds.yaml, for who owns a cross-post (see `decide.ranks_before`):
+# a feed no longer listed has no place.
+_FEED_RANKS = select(FEEDS_TABLE.c.id, FEEDS_TABLE.c.position).where(
+    FEEDS_TABLE.c.active, FEEDS_TABLE.c.id.in_(bindparam("feed_ids", expanding=True))
+)
+_SET_OWNER = (
+    update(STORIES_TABLE)
+    .where(STORIES_TABLE.c.id == bindparam("id_"))
+    .values(primary_feed_id=bindparam("feed_id_"))
 )
 _STORY_IDS_BY_UID = select(STORIES_TABLE.c.uid, STORIES_TABLE.c.id).where(
     STORIES_TABLE.c.uid.in_(bindparam("uids", expanding=True))
@@ -192,7 +203,8 @@ class Ingest(Feeds):
 
         `hashes` maps each entry id of the document to its content hash; stories
         are read in full only where an entry changed or a link matched, because
-        an unchanged entry needs nothing but its stored hash.
+        an unchanged entry needs nothing but its stored hash. Feeds' ranks are
+        read only where this feed may join another feed's story.
         """
         with self._reading() as connection:
             sources: dict[str, StoredSource] = {}
@@ -212,19 +224,27 @@ class Ingest(Feeds):
                     own.setdefault(row.story_id, StoredSource(*row))
             changed = {s.story_id for s in sources.values() if s.content_hash != hashes[s.entry_id]}
             known = {s.story_id for s in sources.values()}
-            story_ids = changed | (set(story_by_link.values()) - known)
+            joinable = set(story_by_link.values()) - known  # stories this feed may join
+            story_ids = changed | joinable
             stories: dict[int, StoredStory] = {}
             for chunk in in_chunks(sorted(story_ids)):
                 for story in connection.execute(_STORIES_BY_ID, {"story_ids": chunk}):
                     stories[story.id] = StoredStory(
                         story.id, story.primary_feed_id, _fields_of(story)
                     )
-            return FeedContext(feed_id, feed_url, sources, story_by_link, own, stories)
+            owners = {stories[i].primary_feed_id for i in joinable} - {feed_id}
+            ranks: dict[int, int] = {}
+            for chunk in in_chunks(sorted(owners | {feed_id}) if owners else []):
+                for owner_id, position in connection.execute(_FEED_RANKS, {"feed_ids": chunk}):
+                    ranks[owner_id] = position
+            return FeedContext(feed_id, feed_url, sources, story_by_link, own, stories, ranks)
 
     def apply(self, intents: FeedIntents, poll: PollRecord) -> set[int]:
         """Write one poll's intents and outcome in a single transaction.
 
-        Returns the ids of stories whose published form changed.
+        A feed that takes a story over (`AddSource.takes_over`) becomes its
+        primary feed, which outputs list first. Returns the ids of stories
+        whose published form changed.
         """
         feed_id = poll.feed_id
         now = poll.outcome.started_at
@@ -263,6 +283,11 @@ class Ingest(Feeds):
                     [(feed_id, a.story_id, a.entry_id, a.entry_hash, now) for a in intents.added],
                 )
                 touched.update(a.story_id for a in intents.added)
+                owned = [
+                    {"id_": a.story_id, "feed_id_": feed_id} for a in intents.added if a.takes_over
+                ]
+                if owned:
+                    connection.execute(_SET_OWNER, owned)
             # Core executemany, one statement each: per-row ORM updates cost
             # a couple of milliseconds apiece, most of a re-poll's time.
             if intents.updated:

@@ -206,7 +206,7 @@ class PublishingReads(Connections):
         }
         views = []
         for row in rows:
-            # The story's first source leads; the others follow in the order they came.
+            # The story's owner (primary feed) leads; the others follow in the order they came.
             ids = sorted(feeds_of[row.id], key=lambda f: f != row.primary_feed_id)
             categories = dict.fromkeys(
                 name

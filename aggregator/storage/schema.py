@@ -197,7 +197,7 @@ SOURCES_TABLE = Table(
 # A narrow copy: the rows of `stories` carry whole bodies (and `published`
 # after them), so reading 50,000 cards from there means reading every body.
 # The excerpt is made from the body once; `feeds` are the ids of the feeds of
-# the story's sources, comma-separated, its first source's feed first. `apply`
+# the story's sources, comma-separated, its owner's (primary) feed first. `apply`
 # deletes the card of every story whose fields or sources it changes, and
 # the next publish makes it again.
 CARDS_TABLE = Table(
