@@ -679,6 +679,10 @@ def build_config(doc: Any, path: Path, *, locate: bool) -> Config | None:
         problems = [ConfigProblem(str(path), line, key, msg) for (line, key), msg in located]
         raise ConfigError(problems)
 
+    # A category under `categories:` that no feed names any more has nothing to
+    # publish: its feeds leave the outputs (and the digest's links, the OPML)
+    # as when its last source is removed, instead of being written empty.
+    named = {name for _index, feed in feeds for name in feed.categories}
     base_dir = path.absolute().parent
     return Config(
         path=path.absolute(),
@@ -692,7 +696,7 @@ def build_config(doc: Any, path: Path, *, locate: bool) -> Config | None:
             )
             for _index, feed in feeds
         ),
-        categories=categories,
+        categories=tuple(c for c in categories if c.name in named),
     )
 
 

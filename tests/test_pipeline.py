@@ -514,10 +514,12 @@ def test_a_category_gone_from_feeds_yaml_takes_its_output_feeds_with_it(
         assert "Photo story" in (feeds / "photo.atom").read_text("utf-8")
         (feeds / "mine.json").write_text("{}")  # not written by the aggregator: left alone
 
-        # The photo source removed, and the tech category given a slug of its own.
+        # The photo source removed (its category still declared, for its slug:
+        # with no source it has nothing to publish), and the tech category
+        # given a slug of its own.
         document = json.loads(config.read_text("utf-8"))
         document["feeds"] = [a]
-        document["categories"] = {"tech": {"slug": "technology"}}
+        document["categories"] = {"tech": {"slug": "technology"}, "photo": {"slug": "photo"}}
         config.write_text(json.dumps(document), encoding="utf-8")
         result = cli("--config", str(config), "update")
 
@@ -534,6 +536,7 @@ def test_a_category_gone_from_feeds_yaml_takes_its_output_feeds_with_it(
     )
     assert [e.title for e in parse_output(feeds / "technology.atom").entries] == ["Tech story"]
     assert "photo" not in published(config, "feeds.opml").read_text("utf-8")
+    assert "feeds/photo." not in published(config, "index.html").read_text("utf-8")
 
     # Nothing more to remove: a build says so, and leaves the user's file.
     result = cli("--config", str(config), "build")
