@@ -148,14 +148,14 @@ class _StoreBatch:
             storage.begin_batch()
             self._opened_at = time.monotonic()
         try:
-            outcome, touched = aggregator._store(reading)
+            outcome, touched, title = aggregator._store(reading)
         except Exception:
             storage.rollback_batch()
             redo, self._stored = [*(stored[0] for stored in self._stored), reading], []
             for member in redo:
                 self._finished(*aggregator._finish(member))
             return
-        name = aggregator._name(reading.source, reading.state)
+        name = aggregator._name(reading.source, reading.state, title)
         # Kept only to be stored again on its own should the batch roll back
         # (rare): its cleaned entries are read again then, not held till the
         # commit; held, they raised a first poll's peak of Python memory 6 to 12 MB.
@@ -394,15 +394,18 @@ class Aggregator:
     def _finish(self, reading: _Reading) -> tuple[FeedResult, set[int]]:
         """Deduplicate a feed's cleaned entries against the database and store them."""
         source, state = reading.source, reading.state
+        title = None
         try:
-            outcome, touched = self._store(reading)
+            outcome, touched, title = self._store(reading)
         except Exception as e:  # a bug must cost one feed, not the run
             outcome = self._internal_error(source, state, reading.result, reading.base, e)
             touched = set()
-        return FeedResult(source.url, self._name(source, state), outcome), touched
+        return FeedResult(source.url, self._name(source, state, title), outcome), touched
 
-    def _name(self, source: FeedSource, state: FeedState) -> str:
-        return source.name or state.title or source.url
+    def _name(self, source: FeedSource, state: FeedState, title: str | None = None) -> str:
+        """The configured name, else the feed's title: as just read (a first poll has
+        no other), else as stored."""
+        return source.name or title or state.title or source.url
 
     def _internal_error(
         self,
@@ -489,12 +492,14 @@ class Aggregator:
         job = pool.submit(document, result.fetched_at, fetch_limits, known)
         return _Reading(source, state, result, base, digest, job)
 
-    def _store(self, reading: _Reading) -> tuple[PollOutcome, set[int]]:
+    def _store(self, reading: _Reading) -> tuple[PollOutcome, set[int], str | None]:
+        """Store a read document's entries: the poll's outcome, the stories it
+        changed and the feed's title as the document gives it."""
         source, state, result = reading.source, reading.state, reading.result
         try:
             parsed, cleaned = reading.job.result()
         except ParseError as e:
-            return self._failed(source, state, result, reading.base, str(e)), set()
+            return self._failed(source, state, result, reading.base, str(e)), set(), None
         now = result.fetched_at
         limit = self.config.site.fetch.max_entries_per_feed
         entries = newest_entries(unique_entries(cleaned), limit)
@@ -523,7 +528,7 @@ class Aggregator:
             update_hint=parsed.update_hint,
             moved_to=result.moved_to if result.error is None else None,
         )
-        return outcome, self.storage.apply(intents, poll)
+        return outcome, self.storage.apply(intents, poll), parsed.title
 
     # ---- publishing -----------------------------------------------------------
 

@@ -540,7 +540,8 @@ def test_square_brackets_from_feeds_and_servers_are_printed_as_they_are(
     for result in (first, second):
         assert "Tips [red]and[/red] tricks" in result.output
         assert "[/] oops [bold]" in result.output
-    assert "Weekly [/] digest" in second.output  # named by its title once it is known
+    # An unnamed feed is named by its title from its first poll on, as status names it.
+    assert "Weekly [/] digest" in first.output and "Weekly [/] digest" in second.output
     assert "Weekly [/] digest" in status.output and "Tips [red]and[/red] tricks" in status.output
 
 
