@@ -85,6 +85,8 @@ def opened(state: CliState) -> Iterator[Aggregator]:
         err().print(f"[bold red]Invalid configuration[/] ({len(e.problems)} problem(s)):")
         for problem in e.problems:
             err().print(f"  {problem}", markup=False)
+        if any(problem.key == "(file)" for problem in e.problems):
+            err().print("Name the file with --config FILE or $AGGREGATOR_CONFIG.")
         err().print("Nothing was run.")
         sys.exit(EXIT_USAGE)
     except AggregatorError as e:

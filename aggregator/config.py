@@ -573,7 +573,8 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(name, None, "(file)", "file not found")]) from None
+        where = "" if path.is_absolute() else f" (looked for {path.absolute()})"
+        raise ConfigError([ConfigProblem(name, None, "(file)", f"file not found{where}")]) from None
     except IsADirectoryError:
         problem = ConfigProblem(name, None, "(file)", "is a directory, not a YAML file")
         raise ConfigError([problem]) from None

@@ -64,6 +64,22 @@ def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> Non
     result = cli("--config", str(tmp_path / "nope.yaml"), "status")
     assert result.exit_code == 2
     assert "nope.yaml" in result.output
+    assert "--config FILE or $AGGREGATOR_CONFIG" in result.output
+
+
+def test_a_missing_default_config_says_where_it_was_looked_for(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "status"],
+        env={k: v for k, v in os.environ.items() if k != "AGGREGATOR_CONFIG"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"file not found (looked for {tmp_path / 'feeds.yaml'})" in done.stderr
+    assert "--config FILE or $AGGREGATOR_CONFIG" in done.stderr
 
 
 def test_a_database_whose_folder_cannot_be_made_exits_3_with_its_reason(
