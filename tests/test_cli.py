@@ -60,6 +60,25 @@ def test_a_tick_the_scheduler_cannot_keep_is_a_usage_error(
     assert "Invalid value for '--tick'" in result.output
 
 
+def _aggregator(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdout: Any = subprocess.PIPE,
+) -> subprocess.CompletedProcess[str]:
+    """`aggregator ARGS...` in a process of its own, run to its end, its stderr kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "aggregator", *args],
+        env=env,
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> None:
     result = cli("--config", str(tmp_path / "nope.yaml"), "status")
     assert result.exit_code == 2
@@ -68,15 +87,8 @@ def test_missing_config_is_reported_with_exit_2(tmp_path: Path, cli: Cli) -> Non
 
 
 def test_a_missing_default_config_says_where_it_was_looked_for(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "aggregator", "status"],
-        env={k: v for k, v in os.environ.items() if k != "AGGREGATOR_CONFIG"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    without = {k: v for k, v in os.environ.items() if k != "AGGREGATOR_CONFIG"}
+    done = _aggregator("status", env=without, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert f"file not found (looked for {tmp_path / 'feeds.yaml'})" in done.stderr
     assert "--config FILE or $AGGREGATOR_CONFIG" in done.stderr
@@ -97,26 +109,12 @@ def test_a_database_whose_folder_cannot_be_made_exits_3_with_its_reason(
 
 def test_config_from_environment(write_config: ConfigWriter, tmp_path: Path) -> None:
     config = write_config([])
-    env = {**os.environ, "AGGREGATOR_CONFIG": str(config)}
-    done = subprocess.run(
-        [sys.executable, "-m", "aggregator", "status", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _aggregator("status", "--json", env={**os.environ, "AGGREGATOR_CONFIG": str(config)})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"entries_total": 0, "feeds": []}
     # Set but empty, it is as if unset: ./feeds.yaml.
-    done = subprocess.run(
-        [sys.executable, "-m", "aggregator", "status", "--json"],
-        env={**os.environ, "AGGREGATOR_CONFIG": ""},
-        cwd=config.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = _aggregator(
+        "status", "--json", env={**os.environ, "AGGREGATOR_CONFIG": ""}, cwd=config.parent
     )
     assert done.returncode == 0, done.stderr
 
@@ -152,16 +150,6 @@ def test_the_process_exits_with_its_code_and_every_line_it_printed(
     assert [f["state"] for f in json.loads(status.stdout)["feeds"]] == ["ok", "error"]
 
 
-def _aggregator(config: Path, *command: str, stdout: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aggregator", "--config", str(config), *command],
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=60,
-    )
-
-
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (not Linux)")
 def test_a_full_disk_under_standard_output_is_an_error_not_a_traceback(
     write_config: ConfigWriter,
@@ -169,7 +157,7 @@ def test_a_full_disk_under_standard_output_is_an_error_not_a_traceback(
     config = write_config([{"url": closed_port_url(), "name": "Offline"}])
     with open("/dev/full", "w") as full:
         for command in (["status", "--json"], ["status"]):
-            done = _aggregator(config, *command, stdout=full)
+            done = _aggregator("--config", str(config), *command, stdout=full)
             assert done.returncode == 3, done.stderr
             assert "Traceback" not in done.stderr
             assert "No space left on device" in done.stderr
