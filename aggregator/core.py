@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from aggregator import USER_AGENT, __version__
+from aggregator import USER_AGENT, __version__, identity
 from aggregator.config_cache import load_config
 from aggregator.decide import (
     decide_feed,
@@ -70,6 +70,8 @@ ALL = Category(name="all", slug="all")
 OUTPUTS_KEY = "outputs_fingerprint"
 #: storage meta key: the slugs whose output feeds the last full build wrote (a JSON list).
 FEED_SLUGS_KEY = "published_feed_slugs"
+#: storage meta key: the `identity.READING_REVISION` the stored validators were polled under.
+READING_REVISION_KEY = "reading_revision"
 #: Stories read from the database at a time when exporting posts.
 EXPORT_BATCH = 200
 #: Polls that stored nothing (304s, errors) are written this many to a transaction.
@@ -264,6 +266,9 @@ class Aggregator:
         """
         sources = list(self.config.feeds if sources is None else sources)
         read_at, self._states_read_at = self._states_read_at, None
+        revision = str(identity.READING_REVISION)
+        if self.storage.forget_validators_once(READING_REVISION_KEY, revision):
+            read_at = None  # the states read on opening hold the validators just dropped
         if read_at is None or time.monotonic() - read_at > STATES_FRESH_SECONDS:
             self._states = self.storage.feed_states()
         problems_before = self._problems()

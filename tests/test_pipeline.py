@@ -655,6 +655,39 @@ def blog_feeds(server_url: Callable[[str], str]) -> dict[str, Reply]:
     }
 
 
+def test_a_feed_answering_304_is_read_again_once_after_the_rules_change(
+    write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its server would otherwise never send the document again to be read the new way."""
+    import aggregator.clean
+    import aggregator.identity
+
+    monkeypatch.setattr(aggregator.clean, "CLEANING_REVISION", 1)
+    monkeypatch.setattr(aggregator.identity, "READING_REVISION", 1)
+    monkeypatch.setattr(aggregator.clean, "body_base", lambda raw, link: raw.base or link)
+    with serve() as server:
+        document = blog_feeds(server.url)["/blog/feeds/rss.xml"]
+
+        def conditional(request: Request) -> Reply:
+            if request.headers.get("if-none-match") == '"b1"':
+                return Reply(status=304)
+            return Reply(body=document.body, headers={**document.headers, "ETag": '"b1"'})
+
+        server.routes["/blog/feeds/rss.xml"] = conditional
+        config = write_config([{"url": server.url("/blog/feeds/rss.xml")}])
+        assert cli("--config", str(config), "update").exit_code == 0
+        monkeypatch.undo()
+        upgraded = cli("--config", str(config), "update")
+        again = cli("--config", str(config), "update")
+        asked = [r.headers.get("if-none-match") for r in server.requests_to("/blog/feeds/rss.xml")]
+    assert asked == [None, None, '"b1"']  # once unconditional, then conditional again
+    assert "0 new and 1 updated" in upgraded.output, upgraded.output
+    assert "0 new and 0 updated" in again.output and "1 ok" in again.output
+    assert published_items(config)["Linked"]["image"] == server.url(
+        "/blog/2026/12/images/photo.jpg"
+    )
+
+
 def published_items(config: Path) -> dict[str, dict[str, Any]]:
     document = json.loads(published(config, "feeds/all.json").read_text("utf-8"))
     return {item["title"]: item for item in document["items"]}

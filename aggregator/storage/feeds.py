@@ -25,6 +25,7 @@ from aggregator.storage.rows import RowInsert, RowUpdate, in_chunks
 from aggregator.storage.schema import (
     FEED_CATEGORIES_TABLE,
     FEEDS_TABLE,
+    META_TABLE,
     POLLS_TABLE,
     SOURCES_TABLE,
     UNPUBLISHED_KEY,
@@ -163,6 +164,21 @@ class Feeds(Connections):
                 if links:
                     connection.execute(insert(FEED_CATEGORIES_TABLE), links)
             return {s.url: _feed_state(rows[s.url]) for s in sources}
+
+    def forget_validators_once(self, key: str, value: str) -> bool:
+        """Drop every feed's ETag and Last-Modified unless meta `key` already says `value`,
+        then record it; whether they were dropped.
+
+        For a change to how documents are read: a server answering 304 would
+        never send its document again to be read the new way.
+        """
+        with self.engine.begin() as connection:
+            recorded = select(META_TABLE.c.value).where(META_TABLE.c.key == key)
+            if connection.scalar(recorded) == value:
+                return False
+            connection.execute(update(FEEDS_TABLE).values(etag=None, last_modified=None))
+            self._set_meta(connection, key, value)
+            return True
 
     def feed_states(self) -> dict[str, FeedState]:
         with self.engine.connect() as connection:
