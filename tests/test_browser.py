@@ -22,6 +22,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -457,3 +459,33 @@ def test_a_screenshot_of_the_digest_is_saved(
     data = screenshot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 10_000, len(data)
+
+
+def test_a_phone_never_scrolls_sideways_for_a_long_source_name(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A feed without a title or a configured name is shown by its URL, which has no
+    spaces to break at; beside a card's time it pushed a 375 px page sideways."""
+    path = "/feeds/photography/daily/photo.xml"  # no hyphen, where a line may break
+    yesterday = format_datetime(datetime.now(UTC) - timedelta(days=1))  # shown with its date
+    feed = (
+        '<rss version="2.0"><channel><link>https://photo.test/</link><description>d'
+        "</description><item><title>Photo of the day</title><link>https://photo.test/1</link>"
+        f"<guid>p1</guid><pubDate>{yesterday}</pubDate></item></channel></rss>"
+    ).encode()
+    with serve({path: Reply(body=feed, headers={"Content-Type": "application/rss+xml"})}) as s:
+        config = write_config_file(tmp_path, [{"url": s.url(path), "categories": ["photo"]}])
+        assert run_cli("--config", str(config), "update").exit_code == 0
+    index = (tmp_path / "var" / "public" / "index.html").read_bytes()
+    assert s.url(path).encode() in index  # the source is named by its URL
+    with serve({"/index.html": Reply(body=index, headers={"Content-Type": "text/html"})}) as site:
+        context = browser.new_context(viewport={"width": 375, "height": 740})
+        try:
+            page = context.new_page()
+            page.goto(site.url("/index.html"), wait_until="load")
+            widths = page.evaluate(
+                "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+            )
+        finally:
+            context.close()
+    assert widths[0] <= widths[1], f"page {widths[0]} px wide in a {widths[1]} px viewport"
