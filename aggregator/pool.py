@@ -30,6 +30,7 @@ import gc
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -364,8 +365,24 @@ def _portable(error: Exception) -> Exception:
     return error
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The worker process: serve until this process's caller closes the pipe or goes.
+
+    Ctrl-C in a terminal reaches the whole process group, the worker too: the
+    caller decides what it means (stop, keeping what was stored) and ends the
+    worker by closing its input, so the worker ignores it. A caller killed
+    outright leaves a broken pipe, which ends the worker just as quietly:
+    either way a traceback from here would only bury the caller's own words.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Answers get a descriptor of their own; anything printed goes to stderr.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(sys.stdin.buffer, answers)
+    try:
+        serve(sys.stdin.buffer, answers)
+    except BrokenPipeError:
+        os._exit(0)  # nobody to answer; not even a flush at exit may be tried
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import pickle
 import signal
+import subprocess
+import sys
 import weakref
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +25,7 @@ from aggregator.pool import (
     WORKER_BACKLOG,
     Document,
     WorkerPool,
+    _worker_environment,
     read_document,
 )
 from tests.conftest import write_config_file
@@ -190,3 +194,40 @@ def test_an_update_with_a_worker_stores_what_one_without_stores(tmp_path: Path) 
                 aggregator.close()
     assert len(stored[0]) == 40
     assert stored[1] == stored[0]
+
+
+def _worker_process() -> subprocess.Popen[bytes]:
+    """A worker started as WorkerPool starts one, its standard error kept."""
+    return subprocess.Popen(
+        [sys.executable, "-P", "-m", "aggregator.pool"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_worker_environment(),
+    )
+
+
+def test_ctrl_c_in_the_terminal_leaves_the_worker_to_its_caller() -> None:
+    """Ctrl-C reaches the whole process group: the caller decides what it means, and
+    ends the worker by closing its input, without a traceback from the worker."""
+    worker = _worker_process()
+    assert worker.stdin is not None and worker.stdout is not None
+    for interrupted in (False, True):  # the first answer says it has started
+        if interrupted:
+            worker.send_signal(signal.SIGINT)
+        pickle.dump((read_document, (document(), NOW, LIMITS)), worker.stdin, protocol=5)
+        worker.stdin.flush()
+        status, value = pickle.load(worker.stdout)  # still answering
+        assert status == "ok" and value == read_document(document(), NOW, LIMITS)
+    _, errors = worker.communicate(timeout=30)  # its input closed: it ends
+    assert worker.returncode == 0 and errors == b"", errors.decode()
+
+
+def test_a_worker_whose_caller_is_gone_ends_without_a_traceback() -> None:
+    worker = _worker_process()
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdout.close()  # as when the caller is killed: nobody reads the answers
+    pickle.dump((read_document, (document(), NOW, LIMITS)), worker.stdin, protocol=5)
+    worker.stdin.flush()
+    _, errors = worker.communicate(timeout=30)
+    assert worker.returncode == 0 and errors == b"", errors.decode()
