@@ -210,6 +210,9 @@ class Aggregator:
         self.clock = clock
         self.zone = ZoneInfo(config.site.timezone)
         self._sources = {source.url: source for source in config.feeds}
+        # Once per database after a change to how documents are read: a server
+        # answering 304 would never send its document again to be read anew.
+        storage.forget_validators_once(READING_REVISION_KEY, str(identity.READING_REVISION))
         self._states = storage.sync_feeds(config.feeds, clock())
         # The states just read serve an update that follows at once (the
         # `update` command's); any later one (the scheduler's) reads them anew.
@@ -266,9 +269,6 @@ class Aggregator:
         """
         sources = list(self.config.feeds if sources is None else sources)
         read_at, self._states_read_at = self._states_read_at, None
-        revision = str(identity.READING_REVISION)
-        if self.storage.forget_validators_once(READING_REVISION_KEY, revision):
-            read_at = None  # the states read on opening hold the validators just dropped
         if read_at is None or time.monotonic() - read_at > STATES_FRESH_SECONDS:
             self._states = self.storage.feed_states()
         problems_before = self._problems()

@@ -655,16 +655,21 @@ def blog_feeds(server_url: Callable[[str], str]) -> dict[str, Reply]:
     }
 
 
-def test_a_feed_answering_304_is_read_again_once_after_the_rules_change(
-    write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its server would otherwise never send the document again to be read the new way."""
+def _old_base_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rules before bodies resolved against their entry's link, until `undo`."""
     import aggregator.clean
     import aggregator.identity
 
     monkeypatch.setattr(aggregator.clean, "CLEANING_REVISION", 1)
     monkeypatch.setattr(aggregator.identity, "READING_REVISION", 1)
     monkeypatch.setattr(aggregator.clean, "body_base", lambda raw, link: raw.base or link)
+
+
+def test_a_feed_answering_304_is_read_again_once_after_the_rules_change(
+    write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its server would otherwise never send the document again to be read the new way."""
+    _old_base_rules(monkeypatch)
     with serve() as server:
         document = blog_feeds(server.url)["/blog/feeds/rss.xml"]
 
@@ -720,13 +725,7 @@ def test_relative_urls_in_bodies_resolve_against_the_entry_page_unless_xml_base_
 def test_entries_cleaned_under_the_old_base_rule_are_cleaned_again_once(
     write_config: ConfigWriter, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aggregator.clean
-    import aggregator.identity
-
-    # The rules before bodies resolved against their entry's link.
-    monkeypatch.setattr(aggregator.clean, "CLEANING_REVISION", 1)
-    monkeypatch.setattr(aggregator.identity, "READING_REVISION", 1)
-    monkeypatch.setattr(aggregator.clean, "body_base", lambda raw, link: raw.base or link)
+    _old_base_rules(monkeypatch)
     with serve() as server:
         server.routes.update(blog_feeds(server.url))
         config = write_config([{"url": server.url("/blog/feeds/rss.xml")}])
