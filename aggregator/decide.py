@@ -61,6 +61,19 @@ def newest_entries(entries: Sequence[EntryData], limit: int) -> list[EntryData]:
     return [entries[i] for i in sorted(ranked[:limit])]
 
 
+def arrival_order(entries: Sequence[EntryData]) -> dict[str, int]:
+    """entry id → its place among `entries` from the oldest, for storing them in that order.
+
+    Digest pages count a category's stories in the order they were stored
+    (`paging`), so that older pages keep their stories when new ones come.
+    Feeds list their newest first: stored in document order, the first poll
+    of a busy feed would put its newest stories on the oldest page. Entries
+    with the same date (or none) keep the feed's order, read backwards.
+    """
+    ranked = sorted(range(len(entries)), key=lambda i: (entries[i].published, -i))
+    return {entries[i].entry_id: place for place, i in enumerate(ranked)}
+
+
 def identifying_links(entries: Sequence[EntryData]) -> dict[str, str]:
     """entry id → canonical link, for links that name exactly one entry of the document."""
     keys = {e.entry_id: e.link_key for e in entries}
@@ -183,6 +196,7 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
     """Sort a document's entries into new stories, new sources, updates and unchanged."""
     entries = unique_entries(entries)
     link_keys = identifying_links(entries)
+    arrival = arrival_order(entries)
     new: list[NewStory] = []
     added: list[AddSource] = []
     updated: list[UpdateSource] = []
@@ -225,7 +239,16 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
             else:
                 merged = merge_fields(story.fields, entry, owner=False, changed=False, now=now)
             fields = _changed_fields(story, merged)
-            added.append(AddSource(story_id, entry.entry_id, fingerprint, fields, takes_over))
+            added.append(
+                AddSource(
+                    story_id,
+                    entry.entry_id,
+                    fingerprint,
+                    fields,
+                    takes_over,
+                    arrival=arrival[entry.entry_id],
+                )
+            )
         else:
             new.append(
                 NewStory(
@@ -234,8 +257,11 @@ def decide_feed(context: FeedContext, entries: Sequence[EntryData], now: datetim
                     link_key=link_key,
                     uid=story_uid(link_key, context.feed_url, entry.entry_id),
                     fields=fields_from_entry(entry),
+                    arrival=arrival[entry.entry_id],
                 )
             )
+    new.sort(key=lambda story: story.arrival)
+    added.sort(key=lambda source: source.arrival)
     return FeedIntents(tuple(new), tuple(added), tuple(updated), unchanged)
 
 

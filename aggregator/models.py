@@ -436,13 +436,18 @@ class FeedContext:
 
 @dataclass(frozen=True)
 class NewStory:
-    """Store a story never seen before, with this feed as its first source."""
+    """Store a story never seen before, with this feed as its first source.
+
+    `arrival`: the entry's place in the document, oldest first (see
+    `decide.arrival_order`); sources are stored in that order.
+    """
 
     entry_id: str
     entry_hash: str
     link_key: str | None
     uid: str
     fields: StoryFields
+    arrival: int = 0
 
 
 @dataclass(frozen=True)
@@ -450,7 +455,7 @@ class AddSource:
     """Another feed carries a known story: remember it; `fields` fills gaps (None: no change).
 
     `takes_over`: this feed is listed before the story's owner and becomes its
-    owner (`fields` then prefer its values).
+    owner (`fields` then prefer its values). `arrival`: as for `NewStory`.
     """
 
     story_id: int
@@ -458,6 +463,7 @@ class AddSource:
     entry_hash: str
     fields: StoryFields | None
     takes_over: bool = False
+    arrival: int = 0
 
 
 @dataclass(frozen=True)

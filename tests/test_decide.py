@@ -58,10 +58,38 @@ def stored(feed_id: int, e: EntryData, story_id: int, source_id: int, owner: int
 
 def test_new_entries_become_new_stories() -> None:
     intents = decide_feed(empty_context(), [entry("a", "https://x.test/a"), entry("b")], NOW)
-    assert [n.entry_id for n in intents.new] == ["a", "b"]
-    assert intents.new[0].link_key == "https://x.test/a"
-    assert intents.new[1].link_key is None
+    link_keys = {n.entry_id: n.link_key for n in intents.new}
+    assert link_keys == {"a": "https://x.test/a", "b": None}
     assert not intents.added and not intents.updated
+
+
+def test_new_stories_and_sources_come_oldest_first() -> None:
+    """Stored in this order, a busy feed's first poll puts its oldest stories on the
+    first digest page and its newest on the last, as later polls do."""
+    hour = timedelta(hours=1)
+    known = entry("k", "https://x.test/k", published=NOW - 3 * hour)
+    in_b = stored(FEED_B, known, story_id=7, source_id=70, owner=FEED_B)
+    context = replace(in_b, feed_id=FEED_A, sources_by_entry_id={}, own_source_by_story={})
+    document = [  # newest first, as feeds list them
+        entry("n1", published=NOW - hour),
+        entry("n2", published=NOW - 2 * hour),
+        entry("cross", "https://x.test/k", published=NOW - 3 * hour),
+        entry("n4", published=NOW - 4 * hour),
+    ]
+    intents = decide_feed(context, document, NOW)
+    assert [n.entry_id for n in intents.new] == ["n4", "n2", "n1"]
+    assert [a.entry_id for a in intents.added] == ["cross"]
+    # Between the two kinds, the places say where the cross-post goes.
+    places = {n.entry_id: n.arrival for n in intents.new} | {"cross": intents.added[0].arrival}
+    assert sorted(places, key=places.__getitem__) == ["n4", "cross", "n2", "n1"]
+
+
+def test_entries_of_one_date_arrive_in_the_feeds_order_read_backwards() -> None:
+    """Undated entries (all given the fetch time) and entries of one date: the feed's
+    first is taken as its newest."""
+    document = [entry("first"), entry("second"), entry("third")]
+    intents = decide_feed(empty_context(), document, NOW)
+    assert [n.entry_id for n in intents.new] == ["third", "second", "first"]
 
 
 def test_repeated_entry_ids_in_one_document_count_once() -> None:

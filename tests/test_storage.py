@@ -362,7 +362,8 @@ def test_digest_lists_follow_the_order_stories_reached_each_category(database_ur
     a1, a2 = story_ids(
         storage, A, [entry("a1", "https://x.test/1", 30), entry("a2", "https://x.test/2", 5)]
     )
-    # B (science, tech) brings a new story and cross-posts a1, which reaches science only now.
+    # B (science, tech) brings a new story and cross-posts a1, which reaches science only
+    # now, and before b1: B's entries are stored oldest first.
     ingest(storage, B, [entry("b1", "https://y.test/1", 1), entry("b2", "https://x.test/1", 40)])
     (b1,) = [s for s in storage.story_ids_for_export() if s not in (a1, a2)]
     with storage.digest_reader() as reader:
@@ -370,13 +371,13 @@ def test_digest_lists_follow_the_order_stories_reached_each_category(database_ur
         by_category = {
             c: [m.story_id for m in members if m.category == c] for c in ("science", "tech")
         }
-        assert by_category == {"science": [b1, a1], "tech": [a1, a2, b1]}
+        assert by_category == {"science": [a1, b1], "tech": [a1, a2, b1]}
         assert [m.category for m in members] == sorted(m.category or "" for m in members)
         keys = {(m.category, m.story_id): m.key for m in members}
         # A page starting after a1's tech key leaves a1 out, though B's source of it is later.
         tech_from_a2 = reader.page_members(*DAY, "tech", keys["tech", a2], 10**9)
         assert [m.story_id for m in tech_from_a2] == [a2, b1]
-        assert [m.story_id for m in reader.page_members(*DAY, "science", 0, 10**9)] == [b1, a1]
+        assert [m.story_id for m in reader.page_members(*DAY, "science", 0, 10**9)] == [a1, b1]
         assert sorted((m.category, m.story_id) for m in reader.members_of([a1], *DAY)) == [
             ("science", a1),
             ("tech", a1),

@@ -249,6 +249,7 @@ class Ingest(Feeds):
         feed_id = poll.feed_id
         now = poll.outcome.started_at
         touched: set[int] = set()
+        ids: list[int] = []
         with self._writing() as connection:
             if intents.new:
                 INSERT_STORY.run(connection, [story_row(s, feed_id, now) for s in intents.new])
@@ -259,13 +260,6 @@ class Ingest(Feeds):
                     found = connection.execute(_STORY_IDS_BY_UID, {"uids": chunk})
                     id_of.update((uid, id_) for uid, id_ in found)
                 ids = [id_of[s.uid] for s in intents.new]
-                _INSERT_SOURCE.run(
-                    connection,
-                    [
-                        (feed_id, story_id, s.entry_id, s.entry_hash, now)
-                        for story_id, s in zip(ids, intents.new, strict=True)
-                    ],
-                )
                 # Their digest cards, which publishing would otherwise make from the
                 # rows just written, alone on one core after the poll: a new story's
                 # only feed is this one, and its excerpt was made with its entry.
@@ -277,11 +271,19 @@ class Ingest(Feeds):
                     ],
                 )
                 touched.update(ids)
+            if intents.new or intents.added:
+                # One insert, oldest entry first: a story's digest page follows
+                # the id of its first source (`DigestReader`).
+                sources = [
+                    (s.arrival, (feed_id, story_id, s.entry_id, s.entry_hash, now))
+                    for story_id, s in zip(ids, intents.new, strict=True)
+                ] + [
+                    (a.arrival, (feed_id, a.story_id, a.entry_id, a.entry_hash, now))
+                    for a in intents.added
+                ]
+                sources.sort(key=lambda source: source[0])
+                _INSERT_SOURCE.run(connection, [row for _, row in sources])
             if intents.added:
-                _INSERT_SOURCE.run(
-                    connection,
-                    [(feed_id, a.story_id, a.entry_id, a.entry_hash, now) for a in intents.added],
-                )
                 touched.update(a.story_id for a in intents.added)
                 owned = [
                     {"id_": a.story_id, "feed_id_": feed_id} for a in intents.added if a.takes_over
