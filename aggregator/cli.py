@@ -14,7 +14,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime, tzinfo
@@ -192,6 +194,33 @@ def _progress(total: int, verb: str = "Polling") -> Iterator[Any]:
         yield progress
 
 
+@contextmanager
+def _first_ctrl_c_stops() -> Iterator[threading.Event]:
+    """An event that the first Ctrl-C sets, for a poll to end at its next feed; a second
+    Ctrl-C interrupts at once.
+
+    A KeyboardInterrupt raised at a random moment of a poll went wrong more often
+    than not: inside nh3's callback, which swallows it (the update went on
+    to the end); inside the database driver, which SQLAlchemy wraps in an
+    error of its own (recorded against that feed as an internal error, and
+    the poll went on). Setting an event instead lets the poll commit what it
+    stored and stop where `run` stops.
+    """
+    stop = threading.Event()
+
+    def first(_signum: int, _frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        # Once stopping, what is left (the summary, closing the database) takes
+        # moments, and a Ctrl-C pressed again meanwhile would only break it off.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if stop.is_set() else previous)
+
+
 #: Rows for feeds that only brought entries, at most; failures and warnings always get one.
 MAX_NEWS_ROWS = 100
 
@@ -291,22 +320,31 @@ def update(state: CliState, force: bool, every_feed: bool) -> None:
     Feeds whose server said they are gone (410) or asked us to wait
     (Retry-After on 429/503) are skipped and listed, unless --force. Exits 0
     when every polled feed succeeded, 1 when some failed (the others are still
-    stored and published), 2 on an invalid config.
+    stored and published), 2 on an invalid config, 130 when Ctrl-C stopped it:
+    the first Ctrl-C ends the poll at the feeds under way and keeps what they
+    brought, a second one stops at once.
     """
     with opened(state) as aggregator:
         sources = aggregator.config.feeds
-        with _progress(len(sources)) as progress:
+        with _progress(len(sources)) as progress, _first_ctrl_c_stops() as stop:
             task = progress.add_task("", total=len(sources)) if progress else None
 
             def advance(result: FeedResult) -> None:
                 if progress is not None:
-                    progress.update(task, advance=1, description=result.name[:40])
+                    shown = STOPPING if stop.is_set() else result.name[:40]
+                    progress.update(task, advance=1, description=shown)
 
-            report = aggregator.update(on_result=advance, force=force)
+            report = aggregator.update(on_result=advance, force=force, stop=stop)
         _print_update_summary(report, aggregator.config.site.output_dir, every_feed)
         if report.publish_error is not None:
             raise report.publish_error  # after the summary: the poll itself went well
+    if report.stopped:
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_FEEDS_FAILED if report.failed else EXIT_OK)
+
+
+#: The progress bar's words once Ctrl-C has been pressed.
+STOPPING = "stopping after the feeds under way (Ctrl-C again: at once)"
 
 
 # ------------------------------------------------------------------------- build

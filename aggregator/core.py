@@ -151,8 +151,18 @@ class _StoreBatch:
             self._opened_at = time.monotonic()
         try:
             outcome, touched, title = aggregator._store(reading)
-        except Exception:
+        except KeyboardInterrupt:
+            # Broken off halfway through a feed: the batch holds part of its
+            # writes, and the commit on the way out would keep them. Its feeds
+            # were not reported, and are polled again next time.
             storage.rollback_batch()
+            self._stored = []
+            raise
+        except Exception as e:
+            storage.rollback_batch()
+            if _wrapped_interrupt(e) is not None:  # see _raise_interrupt_within
+                self._stored = []
+                _raise_interrupt_within(e)
             redo, self._stored = [*(stored[0] for stored in self._stored), reading], []
             for member in redo:
                 self._finished(*aggregator._finish(member))
@@ -391,6 +401,7 @@ class Aggregator:
         try:
             started = self._read(source, state, result, base, pool)
         except Exception as e:  # a bug must cost one feed, not the run
+            _raise_interrupt_within(e)
             started = self._internal_error(source, state, result, base, e)
         if isinstance(started, PollOutcome):
             return FeedResult(source.url, self._name(source, state), started), set()
@@ -403,6 +414,7 @@ class Aggregator:
         try:
             outcome, touched, title = self._store(reading)
         except Exception as e:  # a bug must cost one feed, not the run
+            _raise_interrupt_within(e)
             outcome = self._internal_error(source, state, reading.result, reading.base, e)
             touched = set()
         return FeedResult(source.url, self._name(source, state, title), outcome), touched
@@ -803,6 +815,29 @@ def _old_objects_frozen() -> Iterator[None]:
             _freezing_depth -= 1
             if _freezing_depth == 0:
                 gc.unfreeze()
+
+
+def _raise_interrupt_within(error: BaseException) -> None:
+    """Raise the Ctrl-C that `error` wraps, if it wraps one.
+
+    SQLAlchemy turns a KeyboardInterrupt raised inside the database driver
+    into an error of its own, which would otherwise be recorded against the
+    feed as a bug while the poll went on.
+    """
+    interrupt = _wrapped_interrupt(error)
+    if interrupt is not None:
+        raise interrupt
+
+
+def _wrapped_interrupt(error: BaseException) -> KeyboardInterrupt | None:
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:

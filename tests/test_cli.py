@@ -476,7 +476,7 @@ def test_a_command_whose_database_is_down_exits_3_with_its_reason(
     assert "cannot reach database" in result.output and "Connection refused" in result.output
 
 
-def test_interrupted_update_exits_130_and_keeps_what_was_stored(
+def test_ctrl_c_ends_update_at_the_feeds_under_way_exits_130_and_keeps_what_was_stored(
     write_config: ConfigWriter,
 ) -> None:
     with _fast_and_endless_feeds(write_config) as (server, config):
@@ -486,7 +486,22 @@ def test_interrupted_update_exits_130_and_keeps_what_was_stored(
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 130, output
-    assert "Interrupted" in output
+    assert "1 feeds: 1 ok, 0 failed; 1 new" in output  # the summary of what was polled
+    assert "Stopped before the other feeds" in output
+    assert "Traceback" not in output and "internal error" not in output
+    assert _stored_titles(config) == [("Fast story",)]
+
+
+def test_a_second_ctrl_c_interrupts_update_at_once(write_config: ConfigWriter) -> None:
+    with _fast_and_endless_feeds(write_config) as (server, config):
+        process = _start(config, "update")
+        _wait_for(lambda: bool(server.requests_to("/slow")), "a request for /slow")
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
     assert _stored_titles(config) == [("Fast story",)]
 
 

@@ -610,6 +610,75 @@ def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
     assert [errors[server.url(p)] for p in paths if p != "/f2"] == [None] * 4
 
 
+def _interrupt_storing(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, interrupt: BaseException
+) -> Path:
+    """Five feeds updated while storing one of them raises `interrupt` halfway, its
+    stories written and their sources not; returns the config once update has raised it."""
+    from aggregator.core import make_aggregator
+    from aggregator.storage import ingest
+
+    paths = [f"/f{i}" for i in range(5)]
+    routes = {
+        path: Reply(body=rss(path, [Item(f"S{path}", f"https://s.test{path}", path)]), headers=RSS)
+        for path in paths
+    }
+    with serve(routes) as server:
+        config = write_config([{"url": server.url(path)} for path in paths])
+        aggregator = make_aggregator(config)
+        real_card_row = ingest._card_row
+
+        def card_row(story_id: int, fields: Any, feed_id: int, now: Any) -> Any:
+            if fields.title == "S/f2":
+                raise interrupt
+            return real_card_row(story_id, fields, feed_id, now)
+
+        monkeypatch.setattr(ingest, "_card_row", card_row)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                aggregator.update(publish=False)
+        finally:
+            aggregator.close()
+    return config
+
+
+def _consistent(config: Path) -> dict[str, str | None]:
+    """Every stored story has its source, and every feed that has one its poll;
+    returns each feed's last error."""
+    with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+        orphans = db.execute(
+            "SELECT count(*) FROM stories s"
+            " WHERE NOT EXISTS (SELECT 1 FROM entry_sources e WHERE e.story_id = s.id)"
+        ).fetchone()
+        unpolled = db.execute(
+            "SELECT count(*) FROM feeds f WHERE f.last_poll IS NULL"
+            " AND EXISTS (SELECT 1 FROM entry_sources e WHERE e.feed_id = f.id)"
+        ).fetchone()
+        errors = dict(db.execute("SELECT url, last_error FROM feeds"))
+    assert (orphans, unpolled) == ((0,), (0,))
+    return errors
+
+
+def test_ctrl_c_halfway_through_storing_a_feed_keeps_no_part_of_it(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _interrupt_storing(write_config, monkeypatch, KeyboardInterrupt())
+    _consistent(config)
+    with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+        assert ("S/f2",) not in db.execute("SELECT title FROM stories").fetchall()
+
+
+def test_ctrl_c_wrapped_by_the_database_layer_is_no_feed_error(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy raises an error of its own from a KeyboardInterrupt in the driver."""
+    wrapped = RuntimeError("statement broken off")
+    wrapped.__cause__ = KeyboardInterrupt()
+    config = _interrupt_storing(write_config, monkeypatch, wrapped)
+    errors = _consistent(config)
+    assert all(error is None for error in errors.values()), errors
+
+
 def test_an_update_long_after_opening_reads_feed_states_anew(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
