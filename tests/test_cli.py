@@ -582,3 +582,23 @@ def test_update_lists_only_feeds_that_failed_or_brought_something(
         every = cli("--config", str(config), "update", "--every-feed")
         assert "Quiet feed" in every.output and "not listed" not in every.output
     assert second.exit_code == every.exit_code == 1
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_commands_started_together_on_a_new_database_all_work(
+    write_config: ConfigWriter, tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Two cron jobs, or `run` and a hand-typed `status`, set the same new database up at
+    once: the schema, the feeds of feeds.yaml, the first switch of SQLite's file to WAL."""
+    feeds = [{"url": f"https://f{i}.test/feed", "categories": ["news"]} for i in range(3)]
+    for round_ in range(3):
+        if kind == "sqlite":
+            database = f"sqlite:///{tmp_path / f'round{round_}' / 'agg.db'}"
+        else:
+            database = request.getfixturevalue("postgres").new_database()
+        config = write_config(feeds, database=database)
+        processes = [_start(config, "status") for _ in range(4)]
+        outputs = [process.communicate(timeout=120)[0] for process in processes]
+        for process, output in zip(processes, outputs, strict=True):
+            assert process.returncode == 0, output
+            assert output.startswith("3 feeds, 0 entries"), output

@@ -9,10 +9,39 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from aggregator.models import PollRecord
 from aggregator.storage.schema import META_TABLE
+
+#: The PostgreSQL advisory lock `exclusive_transaction` takes (any number no other
+#: program on the database uses; these are the bytes of "aggr").
+_EXCLUSIVE_LOCK = 0x61676772
+
+
+@contextmanager
+def exclusive_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the database's write lock from its first statement.
+
+    For reads that decide writes which another process may be making at the
+    same moment: two commands started together on a new database, or on an
+    edited feeds.yaml. Begun as usual, SQLite refused the second writer at
+    once ("database is locked": a WAL reader cannot become a writer once
+    another has written, whatever the busy timeout), and on PostgreSQL both
+    inserted the same rows. Here the second waits for the first to commit,
+    then reads what it wrote.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EXCLUSIVE_LOCK})
+        try:
+            yield connection
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
 
 
 class Connections:
@@ -56,7 +85,7 @@ class Connections:
             return value
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as connection:
+        with exclusive_transaction(self.engine) as connection:  # the row may be new
             self._set_meta(connection, key, value)
 
     def _set_meta(self, connection: Connection, key: str, value: str) -> None:

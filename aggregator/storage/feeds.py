@@ -20,7 +20,7 @@ from aggregator.models import (
     PollOutcome,
     PollRecord,
 )
-from aggregator.storage.connections import Connections
+from aggregator.storage.connections import Connections, exclusive_transaction
 from aggregator.storage.rows import RowInsert, RowUpdate, in_chunks
 from aggregator.storage.schema import (
     FEED_CATEGORIES_TABLE,
@@ -118,52 +118,17 @@ class Feeds(Connections):
     def sync_feeds(self, sources: Sequence[FeedSource], now: datetime) -> dict[str, FeedState]:
         """Make the feeds table match the config; feeds no longer listed become inactive.
 
-        Every run starts here: an unchanged config writes nothing.
+        Every run starts here: an unchanged config is only read. A changed one
+        is written holding the write lock (see `exclusive_transaction`), read
+        again under it, as another command may have just written the same.
         """
-        with self.engine.begin() as connection:
-            rows = {row.url: row for row in connection.execute(select(FEEDS_TABLE))}
-            wanted = {source.url for source in sources}
-            retired = [row.id for row in rows.values() if row.active and row.url not in wanted]
-            new: list[dict[str, Any]] = []
-            changed: list[tuple[int, dict[str, Any]]] = []
-            for position, source in enumerate(sources):
-                values = {
-                    "name": source.name,
-                    "active": True,
-                    "position": position,
-                    "interval_seconds": int(source.interval.total_seconds()),
-                }
-                row = rows.get(source.url)
-                if row is None:
-                    new.append({"url": source.url, "state": "new", "next_check": now, **values})
-                elif any(getattr(row, name) != value for name, value in values.items()):
-                    changed.append((row.id, values))
-            for chunk in in_chunks(retired):
-                connection.execute(
-                    update(FEEDS_TABLE).where(FEEDS_TABLE.c.id.in_(chunk)).values(active=False)
-                )
-            _UPDATE_FEED.run(connection, changed)
-            if new:
-                connection.execute(insert(FEEDS_TABLE), new)
-            if retired or changed or new:
-                rows = {row.url: row for row in connection.execute(select(FEEDS_TABLE))}
-            links = [
-                {"feed_id": rows[s.url].id, "category": c, "position": position}
-                for s in sources
-                for position, c in enumerate(dict.fromkeys(s.categories))
-            ]
-            stored = connection.execute(
-                select(
-                    FEED_CATEGORIES_TABLE.c.feed_id,
-                    FEED_CATEGORIES_TABLE.c.category,
-                    FEED_CATEGORIES_TABLE.c.position,
-                )
-            )
-            if {tuple(link.values()) for link in links} != set(map(tuple, stored)):
-                connection.execute(delete(FEED_CATEGORIES_TABLE))
-                if links:
-                    connection.execute(insert(FEED_CATEGORIES_TABLE), links)
-            return {s.url: _feed_state(rows[s.url]) for s in sources}
+        with self.engine.connect() as connection:
+            states = _synced_feeds(connection, sources, now, write=False)
+        if states is None:
+            with exclusive_transaction(self.engine) as connection:
+                states = _synced_feeds(connection, sources, now, write=True)
+        assert states is not None
+        return states
 
     def forget_validators_once(self, key: str, value: str) -> bool:
         """Drop every feed's ETag and Last-Modified unless meta `key` already says `value`,
@@ -172,8 +137,11 @@ class Feeds(Connections):
         For a change to how documents are read: a server answering 304 would
         never send its document again to be read the new way.
         """
-        with self.engine.begin() as connection:
-            recorded = select(META_TABLE.c.value).where(META_TABLE.c.key == key)
+        recorded = select(META_TABLE.c.value).where(META_TABLE.c.key == key)
+        with self.engine.connect() as connection:
+            if connection.scalar(recorded) == value:
+                return False
+        with exclusive_transaction(self.engine) as connection:  # see sync_feeds
             if connection.scalar(recorded) == value:
                 return False
             connection.execute(update(FEEDS_TABLE).values(etag=None, last_modified=None))
@@ -262,3 +230,57 @@ class Feeds(Connections):
                 for row in rows
             ]
             return [h for h in found if h.failing] if failing_only else found
+
+
+def _synced_feeds(
+    connection: Connection, sources: Sequence[FeedSource], now: datetime, *, write: bool
+) -> dict[str, FeedState] | None:
+    """`Storage.sync_feeds` on `connection`; None when there is something to write
+    and not `write`."""
+    rows = {row.url: row for row in connection.execute(select(FEEDS_TABLE))}
+    wanted = {source.url for source in sources}
+    retired = [row.id for row in rows.values() if row.active and row.url not in wanted]
+    new: list[dict[str, Any]] = []
+    changed: list[tuple[int, dict[str, Any]]] = []
+    for position, source in enumerate(sources):
+        values = {
+            "name": source.name,
+            "active": True,
+            "position": position,
+            "interval_seconds": int(source.interval.total_seconds()),
+        }
+        row = rows.get(source.url)
+        if row is None:
+            new.append({"url": source.url, "state": "new", "next_check": now, **values})
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            changed.append((row.id, values))
+    if retired or changed or new:
+        if not write:
+            return None
+        for chunk in in_chunks(retired):
+            connection.execute(
+                update(FEEDS_TABLE).where(FEEDS_TABLE.c.id.in_(chunk)).values(active=False)
+            )
+        _UPDATE_FEED.run(connection, changed)
+        if new:
+            connection.execute(insert(FEEDS_TABLE), new)
+        rows = {row.url: row for row in connection.execute(select(FEEDS_TABLE))}
+    links = [
+        {"feed_id": rows[s.url].id, "category": c, "position": position}
+        for s in sources
+        for position, c in enumerate(dict.fromkeys(s.categories))
+    ]
+    stored = connection.execute(
+        select(
+            FEED_CATEGORIES_TABLE.c.feed_id,
+            FEED_CATEGORIES_TABLE.c.category,
+            FEED_CATEGORIES_TABLE.c.position,
+        )
+    )
+    if {tuple(link.values()) for link in links} != set(map(tuple, stored)):
+        if not write:
+            return None
+        connection.execute(delete(FEED_CATEGORIES_TABLE))
+        if links:
+            connection.execute(insert(FEED_CATEGORIES_TABLE), links)
+    return {s.url: _feed_state(rows[s.url]) for s in sources}

@@ -7,16 +7,19 @@ is Alembic imported (and then only when the schema is behind).
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event, inspect, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.util import asbool
 
 from aggregator.errors import StorageError
+from aggregator.storage.connections import exclusive_transaction
 from aggregator.storage.facade import Storage
 
 #: The newest migration; kept in step with aggregator/migrations/versions.
@@ -29,17 +32,40 @@ MIGRATIONS = Path(__file__).parent.parent / "migrations"
 #: story row, its bodies deflated, is a little over two kilobytes: on the
 #: default 4 KB pages that is one row a page, nearly half of it left empty.
 PAGE_SIZE = 16384
+#: How long an SQLite command waits for another's write to end before giving up.
+BUSY_TIMEOUT_SECONDS = 30
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # Before WAL, which fixes the page size of a new database: see PAGE_SIZE.
     cursor.execute(f"PRAGMA page_size={PAGE_SIZE}")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _use_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL, unless it is already (the mode is kept in the file).
+
+    Switching needs the file to itself, and SQLite answers "database is
+    locked" at once while another connection is switching it, without the
+    busy timeout: two commands started together on a new database made
+    one fail. So a busy file is asked again, for as long as the busy timeout.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _unreachable(context: ExceptionContext) -> None:
@@ -156,7 +182,7 @@ def _create_engine(url: str) -> Engine:
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
             event.listen(engine, "connect", _enable_sqlite_pragmas)
         else:
             engine = create_engine(url, pool_pre_ping=True)
@@ -181,21 +207,27 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-def _current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+def _current_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision with Alembic (imported only when needed)."""
+    """Bring the schema to the newest revision with Alembic (imported only when needed).
+
+    Holding the write lock: two commands started together on a new database
+    both found it empty, and the second failed on "table feeds already exists".
+    The second now waits, and finds the schema made.
+    """
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with exclusive_transaction(engine) as connection:
+        if _current_revision(connection) == SCHEMA_REVISION:
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -204,7 +236,9 @@ def open_storage(url: str) -> Storage:
     """Open (creating and migrating as needed) the database at an SQLAlchemy URL."""
     try:
         engine = _create_engine(url)
-        if _current_revision(engine) != SCHEMA_REVISION:
+        with engine.connect() as connection:
+            current = _current_revision(connection)
+        if current != SCHEMA_REVISION:
             migrate(engine)
     except (SQLAlchemyError, OSError) as e:  # OSError: an SQLite file's folder cannot be made
         raise StorageError(f"cannot open database {make_url(url)!r}: {e}") from e
