@@ -1,6 +1,7 @@
 """aggregator.storage against real SQLite files in tmp_path and a real PostgreSQL server."""
 
 import sqlite3
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ from aggregator.decide import decide_feed, identifying_links
 from aggregator.identity import content_hash
 from aggregator.models import EntryData, FeedSource, NextPoll, PollOutcome, PollRecord
 from aggregator.storage import SCHEMA_REVISION, Storage, open_storage
+from tests.postgres import PostgresServer
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 A = FeedSource("https://a.test/feed", "Feed A", ("tech",), timedelta(minutes=30))
@@ -589,3 +591,37 @@ def test_a_bulk_insert_must_name_every_column_with_a_default(database_url: str) 
     )
     with storage.engine.begin() as connection, pytest.raises(ValueError, match="wire_bytes"):
         partial.run(connection, [(1, NOW, 0.5)])
+
+
+def test_postgresql_batches_of_two_processes_write_one_after_the_other(
+    postgres: PostgresServer,
+) -> None:
+    """Two updates at once (cron and `run`): the second batch waits for the first to commit,
+    then finds its stories, as SQLite's single writer makes it. Side by side, both stored
+    the same cross-posted story and one failed a healthy feed with a duplicate key."""
+    import threading
+
+    url = postgres.new_database()
+    first, second = open_db(url), open_storage(url)
+    first.begin_batch()
+    ingest(first, A, [entry("a1", "https://x.test/shared")])
+    done: list[float] = []
+
+    def other_update() -> None:
+        second.begin_batch()
+        ingest(second, B, [entry("b1", "https://x.test/shared")])
+        second.commit_batch()
+        done.append(time.monotonic())
+
+    thread = threading.Thread(target=other_update)
+    thread.start()
+    time.sleep(0.5)
+    assert not done  # still waiting for the first batch
+    committed = time.monotonic()
+    first.commit_batch()
+    thread.join(timeout=30)
+    assert done and done[0] >= committed
+    (story,) = first.newest_stories(None, 10)
+    assert sorted(s.feed_url for s in story.sources) == [A.url, B.url]
+    first.close()
+    second.close()

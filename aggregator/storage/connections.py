@@ -34,14 +34,28 @@ def exclusive_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        elif engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EXCLUSIVE_LOCK})
+        else:
+            one_writer_at_a_time(connection)
         try:
             yield connection
         except BaseException:
             connection.rollback()
             raise
         connection.commit()
+
+
+def one_writer_at_a_time(connection: Connection) -> None:
+    """On PostgreSQL, wait until no other transaction of ours writes, and hold that until
+    this one ends; elsewhere, nothing.
+
+    SQLite lets one transaction write at a time anyway. PostgreSQL lets
+    many, and two updates at once (a cron job and `run`, say) stored the
+    same cross-posted stories side by side: one of them failed a healthy
+    feed with a deadlock or a duplicate key. Taken first, the lock makes
+    each transaction read what the last one stored, as on SQLite.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EXCLUSIVE_LOCK})
 
 
 class Connections:
@@ -75,6 +89,7 @@ class Connections:
             yield self._batch
         else:
             with self.engine.begin() as connection:
+                one_writer_at_a_time(connection)
                 yield connection
 
     def get_meta(self, key: str) -> str | None:

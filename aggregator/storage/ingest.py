@@ -21,6 +21,7 @@ from aggregator.models import (
     StoredStory,
     StoryFields,
 )
+from aggregator.storage.connections import one_writer_at_a_time
 from aggregator.storage.feeds import Feeds
 from aggregator.storage.rows import RowInsert, enclosures_from_json, enclosures_to_json, in_chunks
 from aggregator.storage.schema import (
@@ -158,6 +159,7 @@ class Ingest(Feeds):
         assert self._batch is None, "batches do not nest"
         self._batch = self.engine.connect()
         self._batch.begin()
+        one_writer_at_a_time(self._batch)
 
     def commit_batch(self) -> None:
         self._end_batch(commit=True)
