@@ -177,11 +177,15 @@ class _Cards:
 
         <li><article class="story" lang="(only for a CJK title in another language)">
         <img class="thumb" src="(thumbnail)" alt="" loading="lazy" referrerpolicy="no-referrer">
-        <h3><a href="(link)">(title)</a></h3>
-        <p class="meta">(source links, comma-separated)<span class="sep">·</span><time
+        <h3 dir="auto"><a href="(link)">(title)</a></h3>
+        <p class="meta">(source links, each a <bdi>, comma-separated)<span class="sep">·</span><time
         datetime="(local ISO time)">(HH:MM ZONE, with the date when not the page's)</time>
         </p>
-        <p class="excerpt">(excerpt, unless it repeats the title)</p>
+        <p class="excerpt" dir="auto">(excerpt, unless it repeats the title)</p>
+
+    `dir="auto"` lays a title or excerpt in Arabic or Hebrew out right to left
+    whatever the page's own direction, and `<bdi>` keeps a source's name from
+    reordering the names and the time around it.
         </article>
         </li>
     """
@@ -214,13 +218,13 @@ class _Cards:
                 ' referrerpolicy="no-referrer">\n'
                 if thumbnail
                 else "",
-                f'<h3><a href="{_escape(href)}">{_escape(title)}</a></h3>\n'
+                f'<h3 dir="auto"><a href="{_escape(href)}">{_escape(title)}</a></h3>\n'
                 if href
-                else f"<h3>{_escape(title)}</h3>\n",
+                else f'<h3 dir="auto">{_escape(title)}</h3>\n',
                 meta,
                 f'<time datetime="{_html_time(local)}">{_Clock.local_label(local, day)}</time>\n'
                 "</p>\n",
-                f'<p class="excerpt">{_escape(story.excerpt)}</p>\n'
+                f'<p class="excerpt" dir="auto">{_escape(story.excerpt)}</p>\n'
                 if story.excerpt and story.excerpt != title
                 else "",
                 "</article>\n</li>\n",
@@ -232,7 +236,7 @@ class _Cards:
         links = []
         for source in sources:
             href = _web_url(source.site_link)
-            label = _escape(source.name)
+            label = f"<bdi>{_escape(source.name)}</bdi>"
             links.append(f'<a href="{_escape(href)}">{label}</a>' if href else label)
         separator = '<span class="sep">·</span>' if sources else ""
         return '<p class="meta">' + ", ".join(links) + separator

@@ -325,7 +325,10 @@ def test_story_card(site: SiteSettings, rendered: WriteReport) -> None:
     meta = launch.xpath(".//*[@class='meta']")[0].text_content()
     assert "Alpha News" in meta
     assert "Beta Wire" in meta
-    assert launch.xpath(".//a[@href='https://a.example/']/text()") == ["Alpha News"]
+    assert launch.xpath(".//a[@href='https://a.example/']/bdi/text()") == ["Alpha News"]
+    # A title or excerpt in Arabic or Hebrew runs right to left on any page.
+    assert launch.xpath(".//h3/@dir") == ["auto"]
+    assert launch.xpath(".//*[@class='excerpt']/@dir") == ["auto"]
     # first_seen 01:30Z, published a minute earlier: 09:29 in Shanghai.
     (clock,) = launch.xpath(".//time")
     assert clock.text == "09:29 CST"
