@@ -489,3 +489,38 @@ def test_a_phone_never_scrolls_sideways_for_a_long_source_name(
         finally:
             context.close()
     assert widths[0] <= widths[1], f"page {widths[0]} px wide in a {widths[1]} px viewport"
+
+
+def test_the_page_list_shows_which_page_is_open(browser: Browser, tmp_path: Path) -> None:
+    """A day with more stories than a page lists every page; the one being read stands
+    out (it was marked for screen readers alone, and looked like the others)."""
+    now = datetime.now(UTC)
+    items = "".join(
+        f"<item><title>Story {n}</title><link>https://busy.test/{n}</link><guid>b{n}</guid>"
+        f"<pubDate>{format_datetime(now - timedelta(seconds=n))}</pubDate></item>"
+        for n in range(205)  # a page holds 200
+    )
+    feed = f'<rss version="2.0"><channel><title>Busy</title>{items}</channel></rss>'.encode()
+    with serve({"/busy": Reply(body=feed, headers={"Content-Type": "application/rss+xml"})}) as s:
+        config = write_config_file(tmp_path, [{"url": s.url("/busy"), "categories": ["busy"]}])
+        assert run_cli("--config", str(config), "update").exit_code == 0
+    (newest,) = (tmp_path / "var" / "public" / "digest").glob("*/busy.html")
+    with serve(
+        {"/p.html": Reply(body=newest.read_bytes(), headers={"Content-Type": "text/html"})}
+    ) as site:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            page = context.new_page()
+            page.goto(site.url("/p.html"), wait_until="load")
+            looks = page.evaluate(
+                """() => [...document.querySelectorAll('.toc a')].map(a => {
+                    const style = getComputedStyle(a);
+                    return [a.getAttribute('aria-current'), style.color, style.fontWeight];
+                })"""
+            )
+        finally:
+            context.close()
+    current = [look[1:] for look in looks if look[0] == "page"]
+    others = [look[1:] for look in looks if look[0] != "page"]
+    assert len(current) == 1 and others, looks
+    assert all(other != current[0] for other in others), looks
