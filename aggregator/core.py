@@ -39,7 +39,7 @@ from aggregator.decide import (
     next_poll,
     unique_entries,
 )
-from aggregator.errors import ParseError, PublishError
+from aggregator.errors import ParseError, PublishError, cause_of
 from aggregator.files import remove_stale_temporaries
 from aggregator.identity import body_hash, entry_hash
 from aggregator.memory import release_free_memory
@@ -151,18 +151,15 @@ class _StoreBatch:
             self._opened_at = time.monotonic()
         try:
             outcome, touched, title = aggregator._store(reading)
-        except KeyboardInterrupt:
-            # Broken off halfway through a feed: the batch holds part of its
-            # writes, and the commit on the way out would keep them. Its feeds
-            # were not reported, and are polled again next time.
+        except BaseException as e:
             storage.rollback_batch()
-            self._stored = []
-            raise
-        except Exception as e:
-            storage.rollback_batch()
-            if _wrapped_interrupt(e) is not None:  # see _raise_interrupt_within
+            if not isinstance(e, Exception) or cause_of(e, KeyboardInterrupt) is not None:
+                # Ctrl-C (perhaps wrapped: see _raise_interrupt_within) broke off a
+                # feed halfway; the commit on the way out would have kept part of
+                # its writes. The batch's feeds were not reported: polled next time.
                 self._stored = []
                 _raise_interrupt_within(e)
+                raise
             redo, self._stored = [*(stored[0] for stored in self._stored), reading], []
             for member in redo:
                 self._finished(*aggregator._finish(member))
@@ -824,20 +821,9 @@ def _raise_interrupt_within(error: BaseException) -> None:
     into an error of its own, which would otherwise be recorded against the
     feed as a bug while the poll went on.
     """
-    interrupt = _wrapped_interrupt(error)
+    interrupt = cause_of(error, KeyboardInterrupt)
     if interrupt is not None:
         raise interrupt
-
-
-def _wrapped_interrupt(error: BaseException) -> KeyboardInterrupt | None:
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 def _replace_outcome(base: PollOutcome, **changes: object) -> PollOutcome:

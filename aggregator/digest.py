@@ -182,12 +182,12 @@ class _Cards:
         datetime="(local ISO time)">(HH:MM ZONE, with the date when not the page's)</time>
         </p>
         <p class="excerpt" dir="auto">(excerpt, unless it repeats the title)</p>
+        </article>
+        </li>
 
     `dir="auto"` lays a title or excerpt in Arabic or Hebrew out right to left
     whatever the page's own direction, and `<bdi>` keeps a source's name from
     reordering the names and the time around it.
-        </article>
-        </li>
     """
 
     def __init__(self, site: SiteSettings, clock: _Clock) -> None:

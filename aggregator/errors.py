@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class AggregatorError(Exception):
@@ -45,3 +48,16 @@ class StorageError(AggregatorError):
 
 class PublishError(AggregatorError):
     """The output folder or the posts folder could not be written; what was stored stays."""
+
+
+def cause_of(error: BaseException, kind: type[E]) -> E | None:
+    """The first exception of `kind` in `error`'s chain of causes and contexts, if any:
+    libraries wrap what they catch in exceptions of their own."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

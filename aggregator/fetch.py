@@ -49,6 +49,7 @@ import brotli
 from yarl import URL
 
 from aggregator import USER_AGENT
+from aggregator.errors import cause_of
 from aggregator.models import CacheValidators, FetchLimits, FetchResult
 
 ACCEPT = (
@@ -533,7 +534,7 @@ def _describe(exc: Exception, limits: FetchLimits, progress: _Progress) -> str:
     if isinstance(exc, aiohttp.InvalidURL):
         return f"invalid URL: {exc}"
     if isinstance(exc, aiohttp.ClientResponseError):  # the response could not be parsed
-        if _caused_by(exc, aiohttp.http_exceptions.LineTooLong):
+        if cause_of(exc, aiohttp.http_exceptions.LineTooLong) is not None:
             return f"response header line exceeds {_size(_MAX_HEADER_BYTES)} limit"
         if exc.message == "Too many headers received":
             return f"more than {_MAX_HEADERS} response headers"
@@ -545,17 +546,6 @@ def _describe(exc: Exception, limits: FetchLimits, progress: _Progress) -> str:
     if isinstance(exc, aiohttp.ClientConnectionError | OSError):
         return _network_text(exc, progress.final_url)
     return f"{type(exc).__name__}: {exc}"
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _payload_text(exc: aiohttp.ClientPayloadError) -> str:

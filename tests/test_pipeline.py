@@ -567,6 +567,16 @@ def test_stories_stored_by_a_run_killed_before_publishing_are_published_next_tim
     assert "Stored, never published" in atom.read_text()
 
 
+def _five_feeds() -> tuple[list[str], dict[str, Reply]]:
+    """/f0 to /f4, each a feed of one story titled "S/fN"."""
+    paths = [f"/f{i}" for i in range(5)]
+    routes = {
+        path: Reply(body=rss(path, [Item(f"S{path}", f"https://s.test{path}", path)]), headers=RSS)
+        for path in paths
+    }
+    return paths, routes
+
+
 def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -576,11 +586,7 @@ def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
     from aggregator.models import PollRecord
     from aggregator.storage import Storage
 
-    paths = [f"/f{i}" for i in range(5)]
-    routes = {
-        path: Reply(body=rss(path, [Item(f"S{path}", f"https://s.test{path}", path)]), headers=RSS)
-        for path in paths
-    }
+    paths, routes = _five_feeds()
     with serve(routes) as server:
         config = write_config([{"url": server.url(path)} for path in paths])
         aggregator = make_aggregator(config)
@@ -618,11 +624,7 @@ def _interrupt_storing(
     from aggregator.core import make_aggregator
     from aggregator.storage import ingest
 
-    paths = [f"/f{i}" for i in range(5)]
-    routes = {
-        path: Reply(body=rss(path, [Item(f"S{path}", f"https://s.test{path}", path)]), headers=RSS)
-        for path in paths
-    }
+    paths, routes = _five_feeds()
     with serve(routes) as server:
         config = write_config([{"url": server.url(path)} for path in paths])
         aggregator = make_aggregator(config)
