@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import html.entities
 import re
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
@@ -49,6 +50,13 @@ CLEAN_CONTENT_TAGS = frozenset(
         "title", "select", "button", "svg", "math", "head",
     }
 )  # fmt: skip
+
+# Elements a title's doubly escaped markup is made of (`_escaped_twice`).
+_KNOWN_ELEMENTS = (
+    ALLOWED_TAGS
+    | CLEAN_CONTENT_TAGS
+    | {"font", "section", "article", "header", "footer", "nav", "aside", "main"}
+)
 
 _ALIGNABLE = ("p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "td", "th", "img")
 _SIZED = ("img", "video", "table", "td", "th", "col")
@@ -135,8 +143,14 @@ _PLAIN_WEB_URL = re.compile(
     r"https?://[!\"$-.0-:<->@-Z\\^-~][!\"$-:<->@-Z\\^-~]*"
     r"(?:\?[!\"$-~]+)?(?:#[!-~]+)?\Z"
 )
-# Text that still looks like a tag or an entity after one pass was escaped twice.
-_MARKUP_LIKE = re.compile(r"<[a-zA-Z/!?]|&#?\w+;")
+# Text that still holds a closing tag or an entity after one pass may have been
+# escaped twice; what it holds decides (`_escaped_twice`).
+_MARKUP_LIKE = re.compile(r"</[a-zA-Z]|&#?\w+;")
+# A tag with attributes is markup, never a title naming an element: removed,
+# since some readers show RSS titles as HTML.
+_TAG_WITH_ATTRIBUTES = re.compile(r"<[a-zA-Z][a-zA-Z0-9]*\s[^<>]*=[^<>]*>")
+_TAG_NAME = re.compile(r"</?([a-zA-Z][a-zA-Z0-9]*)")
+_ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 
 # The HTML parser under nh3 takes time quadratic in nesting depth (8 s for
 # 50,000 nested <div>s), so deeper HTML is flattened to its text first. Only
@@ -162,7 +176,8 @@ _TEXT_CLEANER = nh3.Cleaner(
 # --------------------------------------------------------------------------- entry
 
 #: See `cleaning_rules`. 2: bodies without an xml:base resolve against the entry's link.
-CLEANING_REVISION = 2
+#: 3: titles, authors and tags that name an element ("the <dialog> element") keep it.
+CLEANING_REVISION = 3
 
 
 def normalise_entry(
@@ -511,12 +526,27 @@ def text_field(fragment: str | None, limit: int) -> str:
     """Plain text for a title, author or tag: markup removed even where it was escaped.
 
     Feeds escape twice often enough ("&amp;#8217;", "&lt;b&gt;") that text
-    which still looks like markup after one pass is read as HTML once more.
+    which still holds markup after one pass is read as HTML once more; but
+    "1 < 2", "a<b" and "the <dialog> element" are what titles about code
+    mean to say, so only `_escaped_twice` text is.
     """
     text = plain_text(fragment)
-    if _MARKUP_LIKE.search(text):
+    if (_MARKUP_LIKE.search(text) and _escaped_twice(text)) or _TAG_WITH_ATTRIBUTES.search(text):
         text = plain_text(text)
     return shorten(text, limit)
+
+
+def _escaped_twice(text: str) -> bool:
+    """Whether once-unescaped `text` reads as HTML: feedparser's test for RSS text.
+
+    It needs a closing tag or an entity, every tag an HTML element we know and
+    every entity a real one, so a title that names an element keeps it.
+    """
+    if any(n.lower() not in _KNOWN_ELEMENTS for n in _TAG_NAME.findall(text)):
+        return False
+    return all(
+        name.startswith("#") or f"{name};" in html.entities.html5 for name in _ENTITY.findall(text)
+    )
 
 
 def shallow(fragment: str) -> str:

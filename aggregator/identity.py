@@ -161,7 +161,7 @@ def entry_fingerprint(raw: RawEntry, normaliser: str) -> str:
 #: bytes are never parsed again, and their entries would keep what the old rules
 #: made of them. Always `clean.CLEANING_REVISION` (a test holds them equal;
 #: this module does not import `clean`).
-READING_REVISION = 2
+READING_REVISION = 3
 
 
 def body_hash(body: bytes) -> str:

@@ -160,6 +160,31 @@ def test_plain_angle_brackets_in_title_survive() -> None:
     assert clean(raw(title="1 &lt; 2 &amp;&amp; 3 &gt; 2")).title == "1 < 2 && 3 > 2"
 
 
+@pytest.mark.parametrize(
+    ("escaped", "text"),
+    [
+        ("Why 1&lt;2 and a&lt;b matter", "Why 1<2 and a<b matter"),
+        ("The &lt;dialog&gt; element explained", "The <dialog> element explained"),
+        ("Use &lt;b&gt; for bold, not &lt;font&gt;", "Use <b> for bold, not <font>"),
+        ("&lt;3 AT&amp;T;", "<3 AT&T;"),
+    ],
+)
+def test_text_that_only_mentions_markup_is_kept_as_written(escaped: str, text: str) -> None:
+    # No closing tag and no real entity: the feed meant these characters.
+    entry = clean(raw(title=escaped, author=escaped, tags=(escaped,)))
+    assert (entry.title, entry.author, entry.tags) == (text, text, (text,))
+
+
+def test_doubly_escaped_tags_in_title_are_removed() -> None:
+    assert clean(raw(title="&lt;em&gt;Hello&lt;/em&gt; &amp;amp; more")).title == "Hello & more"
+
+
+def test_escaped_tags_with_attributes_in_title_are_removed() -> None:
+    # Some readers show RSS titles as HTML, so no tag that could run script stays.
+    title = "&lt;img src=x onerror=alert(1)&gt;Photo of the day"
+    assert clean(raw(title=title)).title == "Photo of the day"
+
+
 def test_overlong_title_is_cut() -> None:
     title = clean(raw(title="a" * 10_000)).title
     assert 900 <= len(title) <= 1000
@@ -813,3 +838,26 @@ def test_added_image_attributes_come_in_one_order_whatever_the_cleaner() -> None
         f'<img src="{BASE}a.png" alt="1 &gt; 0" referrerpolicy="no-referrer" loading="lazy">'
         f'<audio src="{BASE}a.mp3" controls="controls" preload="none"></audio>'
     }
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title type="text">Code &amp; more</title>'
+        '<entry><id>urn:1</id><title type="text">The &lt;dialog&gt; element, and why 1&lt;2 and'
+        ' a&lt;b matter</title><category term="&lt;template&gt; tips"/></entry></feed>',
+        '<rss version="2.0"><channel><title>Code &amp; more</title><item><guid>urn:1</guid>'
+        "<title>The &lt;dialog&gt; element, and why 1&lt;2 and a&lt;b matter</title>"
+        "<category>&lt;template&gt; tips</category></item></channel></rss>",
+        '{"version": "https://jsonfeed.org/version/1.1", "title": "Code & more", "items": [{'
+        '"id": "urn:1", "title": "The <dialog> element, and why 1<2 and a<b matter",'
+        ' "tags": ["<template> tips"]}]}',
+    ],
+    ids=["atom", "rss", "json"],
+)
+def test_titles_about_markup_read_as_the_feed_wrote_them(document: str) -> None:
+    parsed = parse_document(document.encode(), {"content-type": "application/xml"}, BASE)
+    entry = normalise_entry(parsed.entries[0], FETCHED)
+    assert entry is not None
+    assert entry.title == "The <dialog> element, and why 1<2 and a<b matter"
+    assert entry.tags == ("<template> tips",)
