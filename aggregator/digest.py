@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -414,6 +414,33 @@ def category_page_path(site: SiteSettings, day: str, slug: str, number: int | No
     """Where a category's page of a day is written; None: its newest page's stable name."""
     folder = site.output_dir / "digest" / day
     return folder / f"{slug}.html" if number is None else folder / slug / f"{number}.html"
+
+
+def retire_category_pages(site: SiteSettings, day: str, kept: Mapping[str, int]) -> WriteReport:
+    """Delete the day's category pages beyond `kept` (slug: pages the category now fills).
+
+    A feed removed from feeds.yaml takes its stories off the day, a renamed
+    category moves them: left in place, the old pages would stay on the web
+    with stories no page links to any more. Only names this module writes
+    (`category_page_path`) are deleted.
+    """
+    folder = site.output_dir / "digest" / day
+    if not folder.is_dir():
+        return WriteReport()
+    removed: list[Path] = []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            pages = kept.get(path.name, 0)
+            for page in sorted(path.glob("*.html")):
+                if page.stem.isdigit() and not 1 <= int(page.stem) <= pages:
+                    page.unlink(missing_ok=True)
+                    removed.append(page)
+            if not pages and not any(path.iterdir()):
+                path.rmdir()
+        elif path.suffix == ".html" and path.stem not in kept:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return WriteReport(removed=tuple(removed))
 
 
 def render_category_page(

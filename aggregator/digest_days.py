@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from aggregator.clean import excerpt
-from aggregator.digest import render_category_page, render_day
+from aggregator.digest import render_category_page, render_day, retire_category_pages
 from aggregator.models import (
     Category,
     Config,
@@ -106,9 +106,11 @@ class DayPublisher:
         key = CENSUS_KEY + self.frame.day
         stored = self.storage.get_meta(key)
         census = None
+        read_whole_day = True
         if self.changed is None:
             census = self._read_day(None)
         else:
+            read_whole_day = False
             changed = self.reader.members_of(self.changed, self.start, self.end)
             kept = DayCensus.from_json(stored, self.limit, self.page_size, self.fingerprint)
             if kept is not None:
@@ -116,6 +118,7 @@ class DayPublisher:
             if census is None:
                 self._count_written(wait=True)  # none may land after its second rendering
                 census = self._read_day({m.category for m in changed})
+                read_whole_day = True
         newest = self._cards([i for c in census.categories.values() for _, i in c.newest])
         sections = []
         for category in [*self.categories, UNCATEGORISED]:
@@ -126,10 +129,20 @@ class DayPublisher:
         day = dataclasses.replace(self.frame, sections=tuple(sections))
         self.report += render_day(self.site, self.categories, day, health, as_of)
         self._count_written(wait=True)
+        if read_whole_day:
+            self.report += retire_category_pages(self.site, self.frame.day, self._pages(census))
         text = census.to_json()
         if text != stored:
             self.storage.set_meta(key, text)
         return self.report
+
+    def _pages(self, census: DayCensus) -> dict[str, int]:
+        """Slug: how many pages each category fills (none while the day page shows it all)."""
+        return {
+            category.slug: pages_for(counted.count, self.page_size)
+            for name, counted in census.categories.items()
+            if (category := self.by_name.get(name)) is not None and counted.count > self.limit
+        }
 
     def _count_written(self, *, wait: bool) -> None:
         """Count the pages the worker has written, in the order they were handed over:

@@ -299,3 +299,35 @@ def test_pages_written_by_the_worker_are_those_written_here(
     assert len(here) > PAGES_BEFORE_WORKER + 10
     assert there == here
     assert titles(aggregator, "tech") == stories("tech", range(90))
+
+
+def test_pages_a_changed_config_no_longer_has_are_removed(
+    write_config: ConfigWriter, feeds: Feeds
+) -> None:
+    feeds.add("/tech", 7)
+    feeds.add("/science", 5)
+    with serve({"/tech": feeds.reply, "/science": feeds.reply}) as server:
+        tech = {"url": server.url("/tech"), "name": "Tech feed", "categories": ["big"]}
+        science = {"url": server.url("/science"), "name": "Science", "categories": ["big", "sci"]}
+
+        def run(*listed: dict[str, Any]) -> Aggregator:
+            made = make_aggregator(write_config(list(listed), digest_per_category=2))
+            made.page_size = 3
+            try:
+                assert not made.update().failed
+            finally:
+                made.close()
+            return made
+
+        made = run(tech, science)
+        folder = day_folder(made)
+        written = {p.relative_to(folder).as_posix() for p in folder.rglob("*.html")}
+        assert {"big/4.html", "sci.html", "sci/2.html"} <= written
+        made = run(tech, {**science, "categories": ["research"]})  # "sci" renamed
+        assert not (folder / "sci.html").exists() and not (folder / "sci").exists()
+        assert (folder / "research/2.html").exists()
+        made = run(tech)  # science removed: "big" has 7 stories, 3 pages, and no "research"
+        now = {p.relative_to(folder).as_posix() for p in folder.rglob("*.html")}
+        assert now == {"big.html", "big/1.html", "big/2.html", "big/3.html"}
+        assert titles(made, "big") == stories("tech", range(7))
+        assert "Science" not in (folder.parent / f"{folder.name}.html").read_text()
