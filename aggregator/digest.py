@@ -49,14 +49,32 @@ from aggregator.models import (
 
 ALL = Category(name="all", slug="all")
 
-# Scripts checked in this order: kana or hangul mark a title as Japanese or
-# Korean even when it also holds Han characters.
+_ARABIC_SCRIPT_LANGUAGES = frozenset({"ar", "fa", "ur", "ps", "sd", "ug", "ckb"})
+# Scripts checked in this order, each with the site languages that write in it
+# (their sites leave such titles unmarked). Kana or hangul mark a title as
+# Japanese or Korean even when it also holds Han characters, and a Han-only
+# title on a Japanese site is as likely Japanese as Chinese. Arabic letters
+# only Urdu or Persian use tell those apart from Arabic.
 _SCRIPT_LANGS = (
-    ("ja", re.compile("[\u3040-\u30ff\u31f0-\u31ff]")),
-    ("ko", re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")),
-    ("zh", re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")),
+    ("ja", re.compile("[\u3040-\u30ff\u31f0-\u31ff]"), frozenset({"ja"})),
+    ("ko", re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]"), frozenset({"ko"})),
+    (
+        "zh",
+        re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"),
+        frozenset({"zh", "ja"}),
+    ),
+    ("he", re.compile("[\u0590-\u05ff\ufb1d-\ufb4f]"), frozenset({"he", "yi"})),
+    ("ur", re.compile("[\u0679\u0688\u0691\u06ba\u06c1\u06d2]"), _ARABIC_SCRIPT_LANGUAGES),
+    ("fa", re.compile("[\u067e\u0686\u0698\u06a9\u06af\u06cc]"), _ARABIC_SCRIPT_LANGUAGES),
+    (
+        "ar",
+        re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]"),
+        _ARABIC_SCRIPT_LANGUAGES,
+    ),
 )
-_ANY_SCRIPT = re.compile("|".join(pattern.pattern for _, pattern in _SCRIPT_LANGS))
+_ANY_SCRIPT = re.compile("|".join(pattern.pattern for _, pattern, _ in _SCRIPT_LANGS))
+#: Languages written right to left: a site in one lays its pages out that way.
+RTL_LANGUAGES = _ARABIC_SCRIPT_LANGUAGES | {"he", "yi", "dv", "syr", "arc"}
 # What makes urlsplit do more than read the scheme: brackets (IPv6 hosts, which
 # it may reject) and the tabs and newlines it drops.
 _URL_SLOW_PATH = re.compile("[][\t\r\n]")
@@ -77,6 +95,7 @@ class FeedLink:
     href: str
     mime_type: str
     format: str
+    category: str | None = None  # None: every story
 
 
 @dataclass(frozen=True)
@@ -115,17 +134,26 @@ def _web_url(url: str | None) -> str | None:
 
 
 def title_lang(title: str, site_language: str) -> str | None:
-    """The language to mark a CJK title with, so browsers pick a matching font.
+    """The language to mark a title in another script with, for fonts and screen readers.
 
-    None when the title has no CJK characters or is in the site's own language.
+    None when the title is in the Latin script or in one the site's language
+    is written in.
     """
-    if not _ANY_SCRIPT.search(title):  # most titles: one pass instead of three
+    if not _ANY_SCRIPT.search(title):  # most titles: one pass instead of several
         return None
-    site_primary = site_language.split("-")[0].lower()
-    for lang, pattern in _SCRIPT_LANGS:
+    site_primary = _primary(site_language)
+    for lang, pattern, writers in _SCRIPT_LANGS:
         if pattern.search(title):
-            return None if lang == site_primary else lang
+            return None if site_primary in writers else lang
     return None
+
+
+def text_direction(site_language: str) -> str:
+    return "rtl" if _primary(site_language) in RTL_LANGUAGES else "ltr"
+
+
+def _primary(language: str) -> str:
+    return language.split("-")[0].lower()
 
 
 class _Clock:
@@ -175,11 +203,11 @@ class _Cards:
 
     A card is laid out as follows (the tests read it back; CSS classes are base.html's):
 
-        <li><article class="story" lang="(only for a CJK title in another language)">
+        <li><article class="story" lang="(only for a title in a script the site does not write)">
         <img class="thumb" src="(thumbnail)" alt="" loading="lazy" referrerpolicy="no-referrer">
         <h3 dir="auto"><a href="(link)">(title)</a></h3>
-        <p class="meta">(source links, each a <bdi>, comma-separated)<span class="sep">·</span><time
-        datetime="(local ISO time)">(HH:MM ZONE, with the date when not the page's)</time>
+        <p class="meta">(source links, each a <bdi>, comma-separated)<span class="sep">·</span>
+        <time datetime="(local ISO time)" dir="ltr">(HH:MM ZONE; the date if not the page's)</time>
         </p>
         <p class="excerpt" dir="auto">(excerpt, unless it repeats the title)</p>
         </article>
@@ -187,7 +215,8 @@ class _Cards:
 
     `dir="auto"` lays a title or excerpt in Arabic or Hebrew out right to left
     whatever the page's own direction, and `<bdi>` keeps a source's name from
-    reordering the names and the time around it.
+    reordering the names and the time around it; the time reads left to right
+    on a right-to-left page too ("12:04 CST", not "CST 12:04").
     """
 
     def __init__(self, site: SiteSettings, clock: _Clock) -> None:
@@ -222,7 +251,8 @@ class _Cards:
                 if href
                 else f'<h3 dir="auto">{_escape(title)}</h3>\n',
                 meta,
-                f'<time datetime="{_html_time(local)}">{_Clock.local_label(local, day)}</time>\n'
+                f'<time datetime="{_html_time(local)}" dir="ltr">'
+                f"{_Clock.local_label(local, day)}</time>\n"
                 "</p>\n",
                 f'<p class="excerpt" dir="auto">{_escape(story.excerpt)}</p>\n'
                 if story.excerpt and story.excerpt != title
@@ -238,7 +268,8 @@ class _Cards:
             href = _web_url(source.site_link)
             label = f"<bdi>{_escape(source.name)}</bdi>"
             links.append(f'<a href="{_escape(href)}">{label}</a>' if href else label)
-        separator = '<span class="sep">·</span>' if sources else ""
+        # A line breaks after the dot, never before it.
+        separator = '<span class="sep">·</span> ' if sources else ""
         return '<p class="meta">' + ", ".join(links) + separator
 
 
@@ -256,6 +287,7 @@ def _feed_links(site: SiteSettings, categories: Sequence[Category]) -> list[Feed
             f"{site.title} — {c.name}",
             f"{site.base_url}feeds/{c.slug}.atom",
             "application/atom+xml",
+            "Atom",
             c.name,
         )
         for c in categories
@@ -312,6 +344,7 @@ class _Page:
             .get_template(template)
             .render(
                 site=self.site,
+                direction=text_direction(self.site.language),
                 feeds=self.feeds,
                 generated=self.clock.label(generated),
                 generated_iso=_html_time(self.clock.local(generated)),
@@ -486,7 +519,6 @@ def render_category_page(
             generated,
             day=day,
             page_title=f"{site.title} — {page.category.name} — {day} — {span}",
-            heading=f"{page.category.name} · {day}",
             home_href=f"{root}index.html",
             day_href=_day_href(day, root),
             newest_href=None if page.newest else href(None),

@@ -102,7 +102,15 @@ class DayPublisher:
         self._writing: deque[Job[WriteReport]] = deque()
 
     def publish(self, health: Sequence[FeedHealth], as_of: datetime) -> WriteReport:
-        """Render the day and keep its census for the next time."""
+        """Render the day and keep its census for the next time.
+
+        `as_of` is when today's page last changed; a past day's page says when
+        its own last story arrived, so that a later day's stories leave its
+        bytes alone when it is rendered again for its "Next day" link.
+        """
+        if not self.frame.is_today:
+            latest = self.storage.latest_first_seen(self.end)
+            as_of = latest if latest is not None and latest >= self.start else as_of
         key = CENSUS_KEY + self.frame.day
         stored = self.storage.get_meta(key)
         census = None

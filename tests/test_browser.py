@@ -524,3 +524,85 @@ def test_the_page_list_shows_which_page_is_open(browser: Browser, tmp_path: Path
     others = [look[1:] for look in looks if look[0] != "page"]
     assert len(current) == 1 and others, looks
     assert all(other != current[0] for other in others), looks
+
+
+LONG_NAME = "Weeklyroundupofeverythingnewinthefrontendtoolingecosystemandbeyond"
+
+
+def rendered_page(browser: Browser, html: bytes, width: int, script: str) -> Any:
+    """Open `html` at `width` px and return what `script` evaluates to."""
+    with serve({"/p.html": Reply(body=html, headers={"Content-Type": "text/html"})}) as site:
+        context = browser.new_context(viewport={"width": width, "height": 740})
+        try:
+            page = context.new_page()
+            page.goto(site.url("/p.html"), wait_until="load")
+            return page.evaluate(script)
+        finally:
+            context.close()
+
+
+def two_category_site(tmp_path: Path, names: tuple[str, str], **site: Any) -> Path:
+    """Update a site of two feeds, one per category, of three stories with thumbnails each."""
+    now = datetime.now(UTC)
+
+    def feed(slug: str) -> bytes:
+        items = "".join(
+            f"<item><title>{slug} story {n}</title><link>https://{slug}.test/{n}</link>"
+            f"<guid>{slug}{n}</guid><pubDate>{format_datetime(now - timedelta(minutes=n))}"
+            f'</pubDate><description>&lt;p&gt;Text {n}&lt;img src="https://{slug}.test/{n}.png"'
+            "&gt;&lt;/p&gt;</description></item>"
+            for n in range(3)
+        )
+        return f'<rss version="2.0"><channel><title>{slug}</title>{items}</channel></rss>'.encode()
+
+    rss = {"Content-Type": "application/rss+xml"}
+    with serve(
+        {"/a": Reply(body=feed("a"), headers=rss), "/b": Reply(body=feed("b"), headers=rss)}
+    ) as s:
+        config = write_config_file(
+            tmp_path,
+            [
+                {"url": s.url("/a"), "name": "Feed A", "categories": [names[0]]},
+                {"url": s.url("/b"), "name": "Feed B", "categories": [names[1]]},
+            ],
+            digest_per_category=2,
+            **site,
+        )
+        assert run_cli("--config", str(config), "update").exit_code == 0
+    return tmp_path / "var" / "public"
+
+
+SIDEWAYS = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def test_a_phone_never_scrolls_sideways_for_long_site_and_category_names(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Names without spaces, in the masthead, the category pills, a section's heading and
+    its "more" link, and a category page's heading, wrap instead of widening the page."""
+    public = two_category_site(tmp_path, (LONG_NAME, "short"), title=LONG_NAME)
+    category_pages = sorted(public.glob("digest/*/*.html"))
+    assert len(category_pages) == 2  # each category's newest page
+    for path in (public / "index.html", *category_pages):
+        html = path.read_bytes()
+        assert html.count(LONG_NAME.encode()) >= 2, path
+        scroll, client = rendered_page(browser, html, 375, SIDEWAYS)
+        assert scroll <= client, f"{path.name}: {scroll} px wide in a {client} px viewport"
+
+
+def test_a_right_to_left_site_is_laid_out_from_the_right(browser: Browser, tmp_path: Path) -> None:
+    public = two_category_site(tmp_path, ("أخبار", "تقنية"), language="ar", title="ملخص")
+    layout = """() => {
+        const card = document.querySelector('article.story').getBoundingClientRect();
+        const thumb = document.querySelector('.thumb').getBoundingClientRect();
+        const heading = document.querySelector('.section > h2 > bdi').getBoundingClientRect();
+        const arrow = getComputedStyle(document.querySelector('.more .arrow')).transform;
+        return [document.dir, thumb.left - card.left, card.right - heading.right, arrow];
+    }"""
+    direction, thumb_from_left, heading_from_right, arrow = rendered_page(
+        browser, (public / "index.html").read_bytes(), 1024, layout
+    )
+    assert direction == "rtl"
+    assert thumb_from_left < 30, thumb_from_left  # the picture on the card's left
+    assert heading_from_right < 30, heading_from_right  # the heading starts on the right
+    assert arrow.startswith("matrix(-1"), arrow  # "more →" points left, where it leads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,7 @@ def test_autodiscovery_and_footer_feed_links(site: SiteSettings, rendered: Write
 def test_sections_in_order_capped_with_more_link(site: SiteSettings, rendered: WriteReport) -> None:
     doc = page(out(site, f"digest/{TODAY}.html"))
     sections = doc.xpath("//section")
-    assert [s.xpath("string(h2/text())").strip() for s in sections] == ["Tech", "中国"]
+    assert [s.xpath("string(h2/bdi)") for s in sections] == ["Tech", "中国"]
     tech, china = sections
     assert len(tech.xpath(".//article")) == 3
     assert len(china.xpath(".//article")) == 2
@@ -379,6 +380,64 @@ def test_title_lang() -> None:
     assert title_lang("苹果发布会", "zh-TW") is None
     assert title_lang("ひらがな and 漢字", "en") == "ja"
     assert title_lang("한국어 뉴스", "en") == "ko"
+    # A Han-only title on a Japanese site may well be Japanese: left to the page's lang.
+    assert title_lang("東京都知事選", "ja") is None
+    assert title_lang("東京都知事選", "ko") == "zh"
+    assert title_lang("שלום עולם", "en") == "he"
+    assert title_lang("مرحبا بالعالم", "en") == "ar"
+    assert title_lang("سلام، دنیا چگونه است", "en") == "fa"
+    assert title_lang("پاکستان میں بارش", "en") == "ur"
+    assert title_lang("مرحبا بالعالم", "fa-IR") is None
+    assert title_lang("שלום עולם", "he-IL") is None
+
+
+@pytest.mark.parametrize(
+    ("language", "direction"), [("en", "ltr"), ("ar", "rtl"), ("he-IL", "rtl")]
+)
+def test_a_site_in_a_right_to_left_language_is_laid_out_right_to_left(
+    tmp_path: Path, language: str, direction: str
+) -> None:
+    site = make_site(tmp_path, language=language)
+    render_digest(site, CATEGORIES, [today()], (), GENERATED)
+    render_pages(site, tech_pages())
+    for path in (out(site, "index.html"), out(site, f"digest/{TODAY}/tech.html")):
+        assert (page(path).get("lang"), page(path).get("dir")) == (language, direction)
+
+
+def test_category_names_are_isolated_from_the_text_around_them(tmp_path: Path) -> None:
+    """An Arabic name beside a date or a count would reorder them ("2024-03-01 · أخبار")."""
+    news = Category("أخبار", "news")
+    site = make_site(tmp_path)
+    day = today(
+        sections=(DigestSection(news, TECH_STORIES, 9), DigestSection(TECH, (story(7),), 1))
+    )
+    render_digest(site, (news, TECH), [day], HEALTH, GENERATED)
+    pages = tech_pages()
+    render_category_page(site, (news, TECH), replace(pages[-1], category=news), PAGE_SIZE)
+    doc = page(out(site, "index.html"))
+    assert doc.xpath("//ul[@class='toc']//a/bdi/text()") == ["أخبار", "Tech"]
+    assert doc.xpath("//section/h2/bdi/text()") == ["أخبار", "Tech"]
+    assert doc.xpath("//p[@class='more']/a/span[@dir='ltr']/bdi/text()") == ["أخبار"]
+    # English words and numbers read left to right on a right-to-left page too.
+    assert doc.xpath("//section/h2/span[@class='count']/@dir") == ["ltr", "ltr"]
+    assert set(doc.xpath("//article//time/@dir")) == {"ltr"}
+    assert set(doc.xpath("//footer//a/@dir")) == {"ltr"}
+    assert doc.xpath("//aside[@class='problems']//strong/bdi/text()") == ["Broken Feed"]
+    footer = [" ".join(a.text_content().split()) for a in doc.xpath("//footer//a")]
+    assert footer[3:5] == ["أخبار (Atom)", "Tech (Atom)"]
+    assert footer[:3] == ["All stories (Atom)", "All stories (RSS)", "All stories (JSON Feed)"]
+    category_page = page(out(site, f"digest/{TODAY}/news.html"))
+    (heading,) = category_page.xpath("//h1")
+    assert heading.xpath("bdi/text()") == ["أخبار"] and heading.text_content() == f"أخبار · {TODAY}"
+
+
+def test_a_cards_meta_line_breaks_after_the_dot_not_before_it(
+    site: SiteSettings, rendered: WriteReport
+) -> None:
+    doc = page(out(site, f"digest/{TODAY}.html"))
+    (sep,) = doc.xpath("(//article)[1]//span[@class='sep']")
+    assert sep.tail == " "  # a break opportunity after the dot, none between name and dot
+    assert sep.getprevious().tag in ("a", "bdi") and not sep.getprevious().tail
 
 
 def test_problem_box_lists_only_failing_sources(site: SiteSettings, rendered: WriteReport) -> None:

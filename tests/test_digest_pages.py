@@ -331,3 +331,30 @@ def test_pages_a_changed_config_no_longer_has_are_removed(
         assert now == {"big.html", "big/1.html", "big/2.html", "big/3.html"}
         assert titles(made, "big") == stories("tech", range(7))
         assert "Science" not in (folder.parent / f"{folder.name}.html").read_text()
+
+
+def test_a_past_days_page_says_when_its_own_stories_last_arrived(
+    aggregator: Aggregator, feeds: Feeds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not when a later day's did: each new story of today would rewrite yesterday's page."""
+    feeds.add("/tech", 2)
+    digest_written(aggregator, feeds)
+    old_day = day_folder(aggregator)
+    old_page = old_day.parent / f"{old_day.name}.html"
+    updated = lxml_html.fromstring(old_page.read_bytes()).xpath("//footer//time/@datetime")
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+
+    class Tomorrow(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return tomorrow
+
+    aggregator.clock = Tomorrow.now
+    monkeypatch.setattr("aggregator.fetch.datetime", Tomorrow)  # what polls call "fetched at"
+    feeds.add("/tech", 1)
+    assert f"{old_day.name}.html" in digest_written(aggregator, feeds)  # its "Next day" link
+    assert lxml_html.fromstring(old_page.read_bytes()).xpath("//footer//time/@datetime") == updated
+    feeds.add("/tech", 1)
+    assert f"{old_day.name}.html" not in digest_written(aggregator, feeds)
+    index = lxml_html.fromstring((public(aggregator) / "index.html").read_bytes())
+    assert index.xpath("//footer//time/@datetime") != updated
