@@ -405,11 +405,23 @@ class Aggregator:
         return started
 
     def _finish(self, reading: _Reading) -> tuple[FeedResult, set[int]]:
-        """Deduplicate a feed's cleaned entries against the database and store them."""
-        source, state = reading.source, reading.state
+        """Store one feed on its own, after the batch it was part of rolled back.
+
+        In a batch of its own: what it reads to deduplicate is read under the
+        writer's lock its writes take (see `Storage.begin_batch`), so another
+        process storing at the same moment cannot slip in between.
+        """
+        source, state, storage = reading.source, reading.state, self.storage
         title = None
         try:
-            outcome, touched, title = self._store(reading)
+            storage.begin_batch()
+            try:
+                outcome, touched, title = self._store(reading)
+                storage.commit_batch()
+            except BaseException:
+                if storage.batch_open:
+                    storage.rollback_batch()
+                raise
         except Exception as e:  # a bug must cost one feed, not the run
             _raise_interrupt_within(e)
             outcome = self._internal_error(source, state, reading.result, reading.base, e)

@@ -616,6 +616,49 @@ def test_a_feed_that_fails_to_store_costs_no_other_feed_of_its_transaction(
     assert [errors[server.url(p)] for p in paths if p != "/f2"] == [None] * 4
 
 
+def test_a_feed_stored_again_on_its_own_reads_and_writes_in_one_transaction(
+    write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After its batch rolls back, each feed is stored again alone: what it reads to
+    deduplicate must be read under the lock its writes take (one transaction), or
+    another process on PostgreSQL could store the same story in between."""
+    from sqlalchemy import Connection
+
+    from aggregator.core import make_aggregator
+    from aggregator.models import PollRecord
+    from aggregator.storage import Storage
+
+    paths, routes = _five_feeds()
+    real_write, real_load = Storage._write_polls, Storage.load_context
+    read_in_a_batch: list[bool] = []
+    failed_once: list[bool] = []
+
+    def write(self: Storage, connection: Connection, polls: Sequence[PollRecord]) -> None:
+        if len(polls) > 1 and not failed_once:  # the first batch's commit fails once
+            failed_once.append(True)
+            raise RuntimeError("connection lost")
+        real_write(self, connection, polls)
+
+    def load(self: Storage, *args: Any, **kwargs: Any) -> Any:
+        read_in_a_batch.append(self.batch_open)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(Storage, "_write_polls", write)
+    monkeypatch.setattr(Storage, "load_context", load)
+    with serve(routes) as server:
+        config = write_config([{"url": server.url(path)} for path in paths])
+        aggregator = make_aggregator(config)
+        try:
+            report = aggregator.update(publish=False)
+        finally:
+            aggregator.close()
+    assert failed_once and not report.failed
+    assert len(read_in_a_batch) == 10 and all(read_in_a_batch)  # five in the batch, five alone
+    with sqlite3.connect(config.parent / "var" / "aggregator.db") as db:
+        titles = sorted(t for (t,) in db.execute("SELECT title FROM stories"))
+    assert titles == [f"S{p}" for p in paths]
+
+
 def _interrupt_storing(
     write_config: ConfigWriter, monkeypatch: pytest.MonkeyPatch, interrupt: BaseException
 ) -> Path:
