@@ -133,17 +133,18 @@ def _web_url(url: str | None) -> str | None:
     return stripped if scheme in ("http", "https") else None
 
 
-def title_lang(title: str, site_language: str) -> str | None:
-    """The language to mark a title in another script with, for fonts and screen readers.
+def text_lang(text: str, site_language: str) -> str | None:
+    """The language to mark a title or excerpt in another script with, for fonts and
+    screen readers.
 
-    None when the title is in the Latin script or in one the site's language
+    None when the text is in the Latin script or in one the site's language
     is written in.
     """
-    if not _ANY_SCRIPT.search(title):  # most titles: one pass instead of several
+    if not _ANY_SCRIPT.search(text):  # most texts: one pass instead of several
         return None
     site_primary = _primary(site_language)
     for lang, pattern, writers in _SCRIPT_LANGS:
-        if pattern.search(title):
+        if pattern.search(text):
             return None if site_primary in writers else lang
     return None
 
@@ -209,7 +210,8 @@ class _Cards:
         <p class="meta">(source links, each a <bdi>, comma-separated)<span class="sep">·</span>
         <time datetime="(local ISO time)" dir="ltr">(HH:MM ZONE; the date if not the page's)</time>
         </p>
-        <p class="excerpt" dir="auto">(excerpt, unless it repeats the title)</p>
+        <p class="excerpt" dir="auto" lang="(only when not the title's)">(excerpt, unless it
+        repeats the title)</p>
         </article>
         </li>
 
@@ -231,7 +233,7 @@ class _Cards:
         # A story's own date, unless it claims to be from after we first saw it.
         local = self.clock.local(min(story.published, story.first_seen))
         title = " ".join(story.title.split()) or story.link or "Untitled"
-        lang = title_lang(title, self.language)
+        lang = text_lang(title, self.language)
         thumbnail = _web_url(story.thumbnail)
         href = _web_url(story.link)
         meta = self._meta.get(story.sources)
@@ -254,12 +256,18 @@ class _Cards:
                 f'<time datetime="{_html_time(local)}" dir="ltr">'
                 f"{_Clock.local_label(local, day)}</time>\n"
                 "</p>\n",
-                f'<p class="excerpt" dir="auto">{_escape(story.excerpt)}</p>\n'
-                if story.excerpt and story.excerpt != title
-                else "",
+                self._excerpt(story.excerpt, lang) if story.excerpt != title else "",
                 "</article>\n</li>\n",
             )
         )
+
+    def _excerpt(self, excerpt: str | None, card_lang: str | None) -> str:
+        """The excerpt, marked with its own language where it is not the title's."""
+        if not excerpt:
+            return ""
+        lang = text_lang(excerpt, self.language)
+        marked = "" if lang == card_lang else f' lang="{_escape(lang or self.language)}"'
+        return f'<p class="excerpt" dir="auto"{marked}>{_escape(excerpt)}</p>\n'
 
     @staticmethod
     def _sources(sources: Sequence[SourceRef]) -> str:

@@ -12,7 +12,7 @@ import pytest
 from lxml import html as lxml_html
 
 from aggregator.clean import excerpt
-from aggregator.digest import render_category_page, render_digest, title_lang
+from aggregator.digest import render_category_page, render_digest, text_lang
 from aggregator.models import (
     Category,
     DigestDay,
@@ -366,6 +366,24 @@ def test_cjk_titles_are_marked(site: SiteSettings, rendered: WriteReport) -> Non
     assert langs[3:] == ["zh", "ja"]
 
 
+def test_an_excerpt_in_another_script_than_its_title_has_its_own_lang(tmp_path: Path) -> None:
+    site = make_site(tmp_path, digest_per_category=4)
+    stories = (
+        story(0, title="Apple event", excerpt="苹果发布会今日举行。"),
+        story(1, title="苹果发布会", excerpt="Apple held its event today."),
+        story(2, title="苹果发布会", excerpt="苹果今日举行发布会。"),
+        story(3, title="Apple event", excerpt="Apple held its event today."),
+    )
+    day = today(sections=(DigestSection(TECH, stories, 4),))
+    render_digest(site, CATEGORIES, [day], (), GENERATED)
+    doc = page(out(site, "index.html"))
+    marks = [
+        (a.get("lang"), a.xpath("string(.//p[@class='excerpt']/@lang)") or None)
+        for a in doc.xpath("//article")
+    ]
+    assert marks == [(None, "zh"), ("zh", "en"), ("zh", None), (None, None)]
+
+
 def test_cjk_titles_unmarked_on_a_chinese_site(tmp_path: Path) -> None:
     site = make_site(tmp_path, language="zh-CN")
     render_digest(site, CATEGORIES, [today()], (), GENERATED)
@@ -375,20 +393,20 @@ def test_cjk_titles_unmarked_on_a_chinese_site(tmp_path: Path) -> None:
 
 
 def test_title_lang() -> None:
-    assert title_lang("Plain English", "en") is None
-    assert title_lang("苹果发布会", "en") == "zh"
-    assert title_lang("苹果发布会", "zh-TW") is None
-    assert title_lang("ひらがな and 漢字", "en") == "ja"
-    assert title_lang("한국어 뉴스", "en") == "ko"
+    assert text_lang("Plain English", "en") is None
+    assert text_lang("苹果发布会", "en") == "zh"
+    assert text_lang("苹果发布会", "zh-TW") is None
+    assert text_lang("ひらがな and 漢字", "en") == "ja"
+    assert text_lang("한국어 뉴스", "en") == "ko"
     # A Han-only title on a Japanese site may well be Japanese: left to the page's lang.
-    assert title_lang("東京都知事選", "ja") is None
-    assert title_lang("東京都知事選", "ko") == "zh"
-    assert title_lang("שלום עולם", "en") == "he"
-    assert title_lang("مرحبا بالعالم", "en") == "ar"
-    assert title_lang("سلام، دنیا چگونه است", "en") == "fa"
-    assert title_lang("پاکستان میں بارش", "en") == "ur"
-    assert title_lang("مرحبا بالعالم", "fa-IR") is None
-    assert title_lang("שלום עולם", "he-IL") is None
+    assert text_lang("東京都知事選", "ja") is None
+    assert text_lang("東京都知事選", "ko") == "zh"
+    assert text_lang("שלום עולם", "en") == "he"
+    assert text_lang("مرحبا بالعالم", "en") == "ar"
+    assert text_lang("سلام، دنیا چگونه است", "en") == "fa"
+    assert text_lang("پاکستان میں بارش", "en") == "ur"
+    assert text_lang("مرحبا بالعالم", "fa-IR") is None
+    assert text_lang("שלום עולם", "he-IL") is None
 
 
 @pytest.mark.parametrize(
