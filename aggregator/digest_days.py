@@ -9,6 +9,7 @@ stories; a `DayPublisher` does one day:
         DigestReader.day_members → paging.DayScan  # the day read once, in order
     → cards (made for stories without one)        # DigestReader.make_cards(…, clean.excerpt)
     → digest.render_category_page, render_day
+    → after reading the whole day: digest.retire_category_pages (those it no longer fills)
     → the census for next time
 
 Nothing here holds more than a batch of cards; the day's list never is.
