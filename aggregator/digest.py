@@ -478,7 +478,7 @@ def retire_category_pages(site: SiteSettings, day: str, kept: Mapping[str, int])
                     removed.append(page)
             if not pages and not any(path.iterdir()):
                 path.rmdir()
-        elif path.suffix == ".html" and path.stem not in kept:
+        elif path.suffix == ".html" and not kept.get(path.stem):
             path.unlink(missing_ok=True)
             removed.append(path)
     return WriteReport(removed=tuple(removed))

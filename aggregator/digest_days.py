@@ -41,6 +41,7 @@ from aggregator.paging import (
     PagePlan,
     page_bounds,
     pages_for,
+    pages_shown,
     plan_changes,
     with_newest,
 )
@@ -115,11 +116,10 @@ class DayPublisher:
         key = CENSUS_KEY + self.frame.day
         stored = self.storage.get_meta(key)
         census = None
-        read_whole_day = True
+        read_whole_day = self.changed is None
         if self.changed is None:
             census = self._read_day(None)
         else:
-            read_whole_day = False
             changed = self.reader.members_of(self.changed, self.start, self.end)
             kept = DayCensus.from_json(stored, self.limit, self.page_size, self.fingerprint)
             if kept is not None:
@@ -146,11 +146,11 @@ class DayPublisher:
         return self.report
 
     def _pages(self, census: DayCensus) -> dict[str, int]:
-        """Slug: how many pages each category fills (none while the day page shows it all)."""
+        """Slug: how many pages each category of the config fills."""
         return {
-            category.slug: pages_for(counted.count, self.page_size)
+            category.slug: pages_shown(counted.count, self.limit, self.page_size)
             for name, counted in census.categories.items()
-            if (category := self.by_name.get(name)) is not None and counted.count > self.limit
+            if (category := self.by_name.get(name)) is not None
         }
 
     def _count_written(self, *, wait: bool) -> None:

@@ -126,6 +126,12 @@ def pages_for(count: int, page_size: int) -> int:
     return -(-count // page_size)
 
 
+def pages_shown(count: int, limit: int, page_size: int) -> int:
+    """How many pages a category of `count` stories has: none while the day page shows
+    all of them (its `limit` newest)."""
+    return pages_for(count, page_size) if count > max(limit, 1) else 0
+
+
 # --------------------------------------------------------------------------- reading a whole day
 
 

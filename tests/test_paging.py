@@ -10,6 +10,7 @@ from aggregator.paging import (
     DayCensus,
     DayScan,
     page_bounds,
+    pages_shown,
     plan_changes,
 )
 
@@ -126,3 +127,8 @@ def test_census_round_trip_and_settings_it_was_made_for() -> None:
     assert DayCensus.from_json(text, 2, 3, "f2") is None  # another config
     assert DayCensus.from_json("{broken", 2, 3, "f1") is None
     assert DayCensus.from_json(None, 2, 3, "f1") is None
+
+
+def test_a_category_has_pages_only_once_the_day_page_cannot_show_it_all() -> None:
+    assert [pages_shown(count, 3, 2) for count in (0, 1, 3, 4, 5, 6, 7)] == [0, 0, 0, 2, 3, 3, 4]
+    assert pages_shown(2, 0, 2) == 1  # a limit of 0 shows one story
